@@ -102,7 +102,9 @@ class ChannelPolicy:
     def __post_init__(self) -> None:
         validate_labels(self.thresholds)
         if self.action is not None and self.action not in CHANNEL_ACTIONS:
-            raise ValidationError("action", f"channel action must be one of {[a.value for a in CHANNEL_ACTIONS]}")
+            raise ValidationError(
+                "action", f"channel action must be one of {[a.value for a in CHANNEL_ACTIONS]}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,9 @@ class ServerPolicy:
         if missing:
             raise ValidationError("thresholds", f"server defaults lack labels {missing}")
         if self.action not in CHANNEL_ACTIONS:
-            raise ValidationError("action", f"server action must be one of {[a.value for a in CHANNEL_ACTIONS]}")
+            raise ValidationError(
+                "action", f"server action must be one of {[a.value for a in CHANNEL_ACTIONS]}"
+            )
 
     def for_channel(self, channel_id: str) -> EffectivePolicy:
         """Merge server defaults with the channel's overrides (unknown channels get the defaults)."""
@@ -252,6 +256,9 @@ def decide(
         degraded_from=degraded,
         strike=strike,
         timeout_seconds=timeout,
-        notify_member=action in (Action.HOLD, Action.DELETE, Action.TIMEOUT) and capabilities.can_notify,
+        # A member is told when their message is acted on, or when the platform could not act and
+        # moderators were asked instead (Slack without an admin token: "escalate + notice").
+        notify_member=capabilities.can_notify
+        and (action in (Action.HOLD, Action.DELETE, Action.TIMEOUT) or degraded is not None),
         alert_moderators=action is not Action.ALLOW,
     )
