@@ -123,4 +123,4 @@ def test_stats_padding_waste_accumulates() -> None:
 @pytest.mark.parametrize("field", ["max_batch", "max_tokens", "max_queue"])
 def test_policy_validation(field: str) -> None:
     with pytest.raises(ValidationError):
-        BatchPolicy(**{field: 0})  # type: ignore[arg-type]
+        BatchPolicy(**{field: 0})
