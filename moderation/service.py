@@ -597,9 +597,9 @@ class ModerationService:
             raise
 
     async def _audit(
-        self, now: datetime, actor: str, action: str, server_id: str, subject: str, **detail: object
+        self, now: datetime, actor: str, kind: str, server_id: str, subject: str, /, **detail: object
     ) -> None:
-        await self._store.append(AuditEntry(now, actor, action, server_id, subject, detail))
+        await self._store.append(AuditEntry(now, actor, kind, server_id, subject, detail))
 
 
 def verdict_labels(case: Case, verdict: Verdict) -> dict[str, int]:
