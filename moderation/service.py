@@ -515,11 +515,13 @@ class ModerationService:
         if kind not in ("role", "channel"):
             raise ValidationError("kind", "must be 'role' or 'channel'")
 
+        def toggle(current: frozenset[str]) -> frozenset[str]:
+            return current | {target_id} if exempt else current - {target_id}
+
         def change(p: ServerPolicy) -> ServerPolicy:
-            field_name = "exempt_role_ids" if kind == "role" else "exempt_channel_ids"
-            current: frozenset[str] = getattr(p, field_name)
-            updated = current | {target_id} if exempt else current - {target_id}
-            return replace(p, **{field_name: frozenset(updated)})
+            if kind == "role":
+                return replace(p, exempt_role_ids=toggle(p.exempt_role_ids))
+            return replace(p, exempt_channel_ids=toggle(p.exempt_channel_ids))
 
         return await self.update_policy(
             platform, server_id, admin, change, "exempt", kind=kind, target=target_id, exempt=exempt
