@@ -1,0 +1,70 @@
+"""Session plumbing shared by the SqlStore parts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from moderation.store.engine import WRITE
+from moderation.store.types import utcnow
+
+
+def clean_text(value: str) -> str:
+    """Text as both backends can store it.
+
+    Postgres rejects NUL characters and neither backend accepts lone surrogates (invalid UTF-8 that
+    reached us as ``surrogateescape``); they become U+FFFD. The message key keeps the hash of the
+    original text, so idempotency is unaffected.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+class SqlBase:
+    """Holds the session factory, the retention window and the clock."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        retention: timedelta,
+        *,
+        engine: AsyncEngine | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if retention <= timedelta(0):
+            raise ValueError("retention must be positive")
+        self._sessions = session_factory
+        self._engine = engine
+        self.retention = retention
+        self._clock = clock
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
+        async with self._sessions() as session:
+            await session.connection(execution_options=WRITE)
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def close(self) -> None:
+        """Dispose of the engine if this store created it. Idempotent."""
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.dispose()
