@@ -6,6 +6,7 @@ not worse. ``recommend_thresholds`` turns moderator verdicts on past decisions i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -86,7 +87,7 @@ def recommend_thresholds(
             continue
         # review_at: keep review_recall of positives at or above it.
         k = int((1.0 - review_recall) * len(positives))
-        review_at = round(positives[k], 2)
+        review_at = math.floor(positives[k] * 100) / 100  # round down: keep the recall
         # act_at: scan thresholds from high to low while precision stays >= act_precision.
         act_at = 1.0
         tp = fp = 0
@@ -97,6 +98,6 @@ def recommend_thresholds(
                 act_at = p.score
             else:
                 break
-        act_at = round(max(act_at, review_at), 2)
+        act_at = min(1.0, math.ceil(max(act_at, review_at) * 100) / 100)  # round up: keep the precision
         out[label] = Tiers(min(review_at, act_at), act_at)
     return out
