@@ -55,12 +55,12 @@ class AuditMixin(SqlBase):
         raise RetryLater("audit log head kept moving; append not stored", after=0.1)
 
     async def entries(self, server_id: str | None = None, limit: int = 100) -> Sequence[AuditEntry]:
-        """The latest ``limit`` entries, newest first. Erased rows show blanked personal fields."""
+        """The latest ``limit`` entries, oldest first. Erased rows show pseudonymised personal fields."""
         stmt = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if server_id is not None:
             stmt = stmt.where(audit_log.c.server_id == server_id)
         async with self._read() as s:
-            rows = (await s.execute(stmt)).mappings().all()
+            rows = list(reversed((await s.execute(stmt)).mappings().all()))
         return [
             AuditEntry(
                 at=r["at"],

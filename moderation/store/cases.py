@@ -136,7 +136,8 @@ class CaseMixin(SqlBase):
                         decision=codec.decision_to_json(decision),
                         scores=scores,
                         decided_at=now,
-                        status="open",
+                        # Allowed messages need no review: they never enter the queue.
+                        status="closed" if decision.action is Action.ALLOW else "open",
                     )
                 )
                 case_id = res.inserted_primary_key[0]
