@@ -22,9 +22,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(params=["memory"])
-async def store(request):
-    """A fresh Store for the service tests: in-memory, then the SQL store on SQLite and Postgres."""
-    from moderation.fakes import MemoryStore
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+async def store(request, tmp_path):
+    """A fresh Store for the service tests: in-memory, the SQL store on SQLite and on the real Postgres."""
+    if request.param == "memory":
+        from moderation.fakes import MemoryStore
 
-    yield MemoryStore()
+        yield MemoryStore()
+        return
+    from tests.store.fixtures import open_test_store
+
+    async with open_test_store(request.param, tmp_path) as sql:
+        yield sql

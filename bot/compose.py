@@ -1,0 +1,114 @@
+"""Builders used by the CLI commands: settings slice in, component out. The one place that wires things.
+
+Heavy imports (torch, redis, sqlalchemy engines) happen inside the builders so a command loads only
+what it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.settings import DatabaseSettings, ModelSettings, RedisSettings, Settings, WorkerSettings
+from moderation.domain import Platform
+from moderation.ports import PlatformActions, ScoreClient, TextScorer
+from moderation.service import ModerationService
+
+if TYPE_CHECKING:
+    from moderation.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def build_text_scorer(model: ModelSettings) -> TextScorer:
+    """The model backend: the shipped/configured artifact, or the deterministic fake (tests only)."""
+    if model.backend == "fake":
+        from moderation.fakes import FakeScorer
+
+        log.warning("using the FAKE lexicon scorer: for tests only, not moderation")
+        return FakeScorer()
+    from moderation.scoring.backend import TorchScorer
+
+    return TorchScorer.load(
+        model.path or None, device=model.device, quantize=model.int8, threads=model.threads or None
+    )
+
+
+def batch_policy(worker: WorkerSettings):  # type: ignore[no-untyped-def]
+    from moderation.scoring.batcher import BatchPolicy
+
+    return BatchPolicy(
+        max_batch=worker.max_batch,
+        max_tokens=worker.token_budget,
+        max_wait=worker.max_wait_ms / 1000,
+        max_queue=worker.queue_size,
+    )
+
+
+@asynccontextmanager
+async def score_client(
+    worker: WorkerSettings, model: ModelSettings, redis: RedisSettings
+) -> AsyncIterator[ScoreClient]:
+    """In-process batcher over the model (embedded), or the Redis client feeding `chatmod worker`s."""
+    if worker.transport == "redis":
+        from moderation.scoring.redis_client import RedisScoreClient
+
+        async with RedisScoreClient.from_url(
+            redis.url,
+            stream=redis.stream,
+            max_pending=redis.max_pending,
+            socket_timeout=redis.socket_timeout_s,
+            default_timeout=worker.score_timeout_s,
+        ) as client:
+            yield client
+        return
+    from moderation.scoring.local import LocalScoreClient
+
+    scorer = build_text_scorer(model)
+    async with LocalScoreClient(
+        scorer,
+        batch_policy(worker),
+        default_timeout=worker.score_timeout_s,
+        drain_timeout=worker.drain_timeout_s,
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def open_database(database: DatabaseSettings, *, migrate: bool = True) -> AsyncIterator[SqlStore]:
+    """Open the SQL store; applies pending migrations first when ``migrate`` (idempotent)."""
+    from moderation.store.sql import open_store
+
+    if migrate:
+        from migrations import upgrade
+
+        await upgrade(database.url)
+    store = open_store(database.url, retention=timedelta(days=database.retention_days), echo=database.echo)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def build_service(
+    settings: Settings,
+    *,
+    scorer: ScoreClient,
+    store: SqlStore,
+    actions: Mapping[Platform, PlatformActions],
+) -> ModerationService:
+    return ModerationService(
+        scorer=scorer,
+        store=store,
+        actions=actions,
+        clock=SystemClock(),
+        score_timeout=settings.worker.score_timeout_s,
+    )
