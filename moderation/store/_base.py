@@ -5,11 +5,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any, cast
 
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from moderation.store.engine import WRITE
 from moderation.store.types import utcnow
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE/DELETE (``AsyncSession.execute`` is typed as returning ``Result``)."""
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def new_id(result: Result[Any]) -> int:
+    """The primary key of the row an INSERT created."""
+    key = cast(CursorResult[Any], result).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def clean_text(value: str) -> str:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, func, insert, select, update
+from sqlalchemy import ColumnElement, Date, cast, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moderation.errors import NotFound, ValidationError
 from moderation.labels import LABELS
-from moderation.store._base import SqlBase
+from moderation.store._base import SqlBase, rowcount
 from moderation.store.schema import cases, model_versions, predictions
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -152,13 +152,14 @@ class AnalyticsMixin(SqlBase):
     ) -> dict[tuple[date, str | None, str], int]:
         """(UTC day, top label, action) -> number of decisions. Erasure leaves these unchanged."""
         async with self._read() as s:
+            day: ColumnElement[Any]
             if s.get_bind().dialect.name == "sqlite":
                 day = func.date(cases.c.decided_at)  # stored as naive UTC text
             else:
                 day = cast(func.timezone("UTC", cases.c.decided_at), Date)
-            stmt = select(day.label("day"), cases.c.category, cases.c.action, func.count().label("n")).group_by(
-                day, cases.c.category, cases.c.action
-            )
+            stmt = select(
+                day.label("day"), cases.c.category, cases.c.action, func.count().label("n")
+            ).group_by(day, cases.c.category, cases.c.action)
             if since is not None:
                 stmt = stmt.where(cases.c.decided_at >= since)
             if until is not None:
@@ -194,7 +195,7 @@ class AnalyticsMixin(SqlBase):
                 .where(model_versions.c.version == version)
                 .values(active=True, promoted_at=now or self._clock())
             )
-            if res.rowcount == 0:
+            if rowcount(res) == 0:
                 raise NotFound("model version", version)
             await s.execute(
                 update(model_versions)

@@ -11,11 +11,11 @@ from sqlalchemy.exc import IntegrityError
 
 from moderation.domain import Appeal, AppealOutcome, AppealStatus, Member, Platform, Strike
 from moderation.errors import InvalidTransition, NotFound
-from moderation.store._base import SqlBase, clean_text
+from moderation.store._base import SqlBase, clean_text, new_id, rowcount
 from moderation.store.schema import appeals, cases, strikes
 
 
-def _appeal_from_row(r: Mapping[str, Any]) -> Appeal:
+def _appeal_from_row(r: Mapping[Any, Any]) -> Appeal:
     return Appeal(
         id=r["id"],
         case_id=r["case_id"],
@@ -51,13 +51,24 @@ class AppealMixin(SqlBase):
         """All of a member's strikes in a server, reversed ones included, oldest first."""
         stmt = (
             select(strikes)
-            .where(strikes.c.platform == platform.value, strikes.c.server_id == server_id, strikes.c.user_id == user_id)
+            .where(
+                strikes.c.platform == platform.value,
+                strikes.c.server_id == server_id,
+                strikes.c.user_id == user_id,
+            )
             .order_by(strikes.c.at, strikes.c.id)
         )
         async with self._read() as s:
             rows = (await s.execute(stmt)).mappings().all()
         return [
-            Strike(Platform(r["platform"]), r["server_id"], r["user_id"], r["at"], r["case_id"], bool(r["reversed"]))
+            Strike(
+                Platform(r["platform"]),
+                r["server_id"],
+                r["user_id"],
+                r["at"],
+                r["case_id"],
+                bool(r["reversed"]),
+            )
             for r in rows
         ]
 
@@ -69,7 +80,7 @@ class AppealMixin(SqlBase):
                 .where(strikes.c.case_id == case_id, strikes.c.reversed.is_(False))
                 .values(reversed=True, reversed_at=self._clock())
             )
-            return int(res.rowcount)
+            return rowcount(res)
 
     async def create_appeal(self, case_id: int, member: Member, text: str, now: datetime) -> Appeal:
         try:
@@ -86,7 +97,7 @@ class AppealMixin(SqlBase):
                         message="",
                     )
                 )
-                appeal_id = res.inserted_primary_key[0]
+                appeal_id = new_id(res)
         except IntegrityError as exc:
             raise NotFound("case", case_id) from exc
         return await self.get_appeal(appeal_id)
@@ -131,7 +142,7 @@ class AppealMixin(SqlBase):
                     message=clean_text(message),
                 )
             )
-            updated = res.rowcount
+            updated = rowcount(res)
         if updated == 0:
             current = await self.get_appeal(appeal_id)  # raises NotFound
             raise InvalidTransition(f"appeal {appeal_id} is already {current.status.value}")

@@ -12,7 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from moderation.domain import AuditEntry
 from moderation.errors import RetryLater
 from moderation.store._base import SqlBase, clean_text
-from moderation.store.chain import GENESIS, ChainVerification, canonical_json, personal_digest, row_hash, verify_rows
+from moderation.store.chain import (
+    GENESIS,
+    ChainVerification,
+    canonical_json,
+    personal_digest,
+    row_hash,
+    verify_rows,
+)
 from moderation.store.schema import audit_log
 
 _APPEND_ATTEMPTS = 20

@@ -24,7 +24,7 @@ from moderation.domain import (
 )
 from moderation.errors import NotFound
 from moderation.store import codec
-from moderation.store._base import SqlBase, clean_text
+from moderation.store._base import SqlBase, clean_text, new_id, rowcount
 from moderation.store.schema import applied_actions, cases, message_versions, overrides
 
 mv = message_versions
@@ -48,7 +48,7 @@ def case_select() -> Select[Any]:
     return select(*_CASE_COLUMNS).join(mv, cases.c.message_version_id == mv.c.id)
 
 
-def case_from_row(r: Mapping[str, Any]) -> Case:
+def case_from_row(r: Mapping[Any, Any]) -> Case:
     platform = Platform(r["platform"])
     return Case(
         id=r["id"],
@@ -124,7 +124,7 @@ class CaseMixin(SqlBase):
                 )
                 res = await s.execute(
                     insert(cases).values(
-                        message_version_id=res.inserted_primary_key[0],
+                        message_version_id=new_id(res),
                         platform=key.platform.value,
                         server_id=msg.server_id,
                         channel_id=key.channel_id,
@@ -140,7 +140,7 @@ class CaseMixin(SqlBase):
                         status="closed" if decision.action is Action.ALLOW else "open",
                     )
                 )
-                case_id = res.inserted_primary_key[0]
+                case_id = new_id(res)
         except IntegrityError:
             existing = await self.get_case_by_key(key)
             if existing is None:
@@ -170,7 +170,9 @@ class CaseMixin(SqlBase):
         """Every decided version of one message, oldest first."""
         stmt = (
             case_select()
-            .where(mv.c.platform == platform.value, mv.c.channel_id == channel_id, mv.c.message_id == message_id)
+            .where(
+                mv.c.platform == platform.value, mv.c.channel_id == channel_id, mv.c.message_id == message_id
+            )
             .order_by(cases.c.decided_at, cases.c.id)
         )
         async with self._read() as s:
@@ -206,7 +208,7 @@ class CaseMixin(SqlBase):
                 .where(cases.c.id == case_id)
                 .values(status="resolved", verdict=verdict.value, resolved_at=self._clock())
             )
-            if res.rowcount == 0:
+            if rowcount(res) == 0:
                 raise NotFound("case", case_id)
         return await self.get_case(case_id)
 
@@ -230,7 +232,9 @@ class CaseMixin(SqlBase):
         except IntegrityError as exc:
             raise NotFound("case", override.case_id) from exc
 
-    async def list_overrides(self, case_id: int | None = None, *, since: datetime | None = None) -> list[Override]:
+    async def list_overrides(
+        self, case_id: int | None = None, *, since: datetime | None = None
+    ) -> list[Override]:
         """Overrides, oldest first, optionally of one case or since a time."""
         stmt = select(overrides).order_by(overrides.c.at, overrides.c.id)
         if case_id is not None:
@@ -259,7 +263,14 @@ class CaseMixin(SqlBase):
     async def labelled_examples(self, since: datetime | None = None) -> list[LabelledExample]:
         """The latest override of each case whose text is still retained, oldest first."""
         stmt = (
-            select(overrides.c.case_id, overrides.c.verdict, overrides.c.at, cases.c.category, cases.c.scores, mv.c.text)
+            select(
+                overrides.c.case_id,
+                overrides.c.verdict,
+                overrides.c.at,
+                cases.c.category,
+                cases.c.scores,
+                mv.c.text,
+            )
             .join(cases, overrides.c.case_id == cases.c.id)
             .join(mv, cases.c.message_version_id == mv.c.id)
             .where(mv.c.text.is_not(None))

@@ -81,7 +81,7 @@ def channel_policy_row(channel: ChannelPolicy) -> dict[str, Any]:
     }
 
 
-def channel_policy_from_row(row: Mapping[str, Any]) -> ChannelPolicy:
+def channel_policy_from_row(row: Mapping[Any, Any]) -> ChannelPolicy:
     return ChannelPolicy(
         channel_id=row["channel_id"],
         thresholds=thresholds_from_json(row["thresholds"]),
@@ -104,7 +104,9 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
     }
 
 
-def decision_from_row(action: str, reason: str, model_version: str | None, data: Mapping[str, Any]) -> Decision:
+def decision_from_row(
+    action: str, reason: str, model_version: str | None, data: Mapping[str, Any]
+) -> Decision:
     return Decision(
         action=Action(action),
         reason=reason,

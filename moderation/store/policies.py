@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from moderation.domain import Platform
 from moderation.policy import ServerPolicy
 from moderation.store import codec
-from moderation.store._base import SqlBase
+from moderation.store._base import SqlBase, new_id
 from moderation.store.schema import channel_policies, servers
 
 
@@ -71,13 +71,12 @@ class PolicyMixin(SqlBase):
                     updated_at=now,
                 )
             )
-            pk = result.inserted_primary_key[0]
+            pk = new_id(result)
         else:
             await s.execute(update(servers).where(servers.c.id == pk).values(policy=doc, updated_at=now))
             await s.execute(delete(channel_policies).where(channel_policies.c.server_pk == pk))
         rows = [
-            {"server_pk": pk, **codec.channel_policy_row(ch)}
-            for _, ch in sorted(policy.channels.items())
+            {"server_pk": pk, **codec.channel_policy_row(ch)} for _, ch in sorted(policy.channels.items())
         ]
         if rows:
             await s.execute(insert(channel_policies), rows)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from moderation.domain import Platform
-from moderation.store._base import SqlBase
+from moderation.store._base import SqlBase, rowcount
 from moderation.store.chain import canonical_json
 from moderation.store.schema import appeals, audit_log, cases, message_versions, overrides, strikes
 
@@ -81,7 +81,7 @@ class PrivacyMixin(SqlBase):
                 .where(message_versions.c.text.is_not(None), message_versions.c.received_at < cutoff)
                 .values(text=None, text_purged_at=now)
             )
-            return int(res.rowcount)
+            return rowcount(res)
 
     async def delete_data_for_user(self, platform: Platform, user_id: str) -> ErasureReport:
         """Erase one member's texts and personal ids everywhere, keeping aggregate counts."""
@@ -90,7 +90,7 @@ class PrivacyMixin(SqlBase):
         now = self._clock()
         mv = message_versions
         async with self._write() as s:
-            n_msgs = (
+            n_msgs = rowcount(
                 await s.execute(
                     update(mv)
                     .where(mv.c.platform == platform.value, mv.c.author_id == user_id)
@@ -103,36 +103,38 @@ class PrivacyMixin(SqlBase):
                         text_purged_at=now,
                     )
                 )
-            ).rowcount
-            n_cases = (
+            )
+            n_cases = rowcount(
                 await s.execute(
                     update(cases)
                     .where(cases.c.platform == platform.value, cases.c.user_id == user_id)
                     .values(user_id=pseud)
                 )
-            ).rowcount
-            n_appeals = (
+            )
+            n_appeals = rowcount(
                 await s.execute(
                     update(appeals)
                     .where(appeals.c.platform == platform.value, appeals.c.user_id == user_id)
                     .values(user_id=pseud, user_name="", text=None)
                 )
-            ).rowcount
+            )
             await s.execute(update(appeals).where(appeals.c.decided_by == qualified).values(decided_by=pseud))
-            n_strikes = (
+            n_strikes = rowcount(
                 await s.execute(
                     update(strikes)
                     .where(strikes.c.platform == platform.value, strikes.c.user_id == user_id)
                     .values(user_id=pseud)
                 )
-            ).rowcount
-            n_overrides = (
+            )
+            n_overrides = rowcount(
                 await s.execute(
                     update(overrides)
-                    .where(overrides.c.moderator_platform == platform.value, overrides.c.moderator_id == user_id)
+                    .where(
+                        overrides.c.moderator_platform == platform.value, overrides.c.moderator_id == user_id
+                    )
                     .values(moderator_id=pseud, moderator_name="")
                 )
-            ).rowcount
+            )
             n_audit = await self._erase_audit(s, frozenset({user_id, qualified}), pseud)
         return ErasureReport(pseud, n_msgs, n_cases, n_appeals, n_strikes, n_overrides, n_audit)
 

@@ -17,7 +17,9 @@ RETENTION = timedelta(days=30)
 @pytest.fixture(params=STORE_KINDS)
 async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
     """A fresh, migrated ``SqlStore`` (retention 30 days), on SQLite and on Postgres."""
-    async with open_test_store(request.param, tmp_path, retention=RETENTION, erasure_salt="test-salt") as store:
+    async with open_test_store(
+        request.param, tmp_path, retention=RETENTION, erasure_salt="test-salt"
+    ) as store:
         yield store
 
 

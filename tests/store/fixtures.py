@@ -37,8 +37,10 @@ PG_ADMIN_DSN = os.environ.get("CHATMOD_TEST_PG_DSN", "postgresql://postgres@127.
 def _pg_url(dbname: str) -> str:
     from sqlalchemy.engine import make_url
 
-    return make_url(PG_ADMIN_DSN).set(drivername="postgresql+asyncpg", database=dbname).render_as_string(
-        hide_password=False
+    return (
+        make_url(PG_ADMIN_DSN)
+        .set(drivername="postgresql+asyncpg", database=dbname)
+        .render_as_string(hide_password=False)
     )
 
 
@@ -49,8 +51,8 @@ async def _pg_admin(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc!r}); start it "
-            "(pg_ctlcluster --skip-systemctl-redirect <version> main start) or deselect with -m 'not postgres'"
+            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc!r}); start it (pg_ctlcluster "
+            "--skip-systemctl-redirect <version> main start) or deselect with -m 'not postgres'"
         )
     try:
         await conn.execute(sql)

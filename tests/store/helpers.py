@@ -10,7 +10,12 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 P = Platform.DISCORD
 
 ALICE = Member(
-    P, "alice", "Alice", roles=frozenset({Role.MEMBER}), role_ids=frozenset({"r1", "r2"}), avatar_url="https://a/x.png"
+    P,
+    "alice",
+    "Alice",
+    roles=frozenset({Role.MEMBER}),
+    role_ids=frozenset({"r1", "r2"}),
+    avatar_url="https://a/x.png",
 )
 BOB = Member(P, "bob", "Bob")
 MOD = Member(P, "mod", "Mod", roles=frozenset({Role.MODERATOR}))
@@ -31,7 +36,9 @@ def msg(
         server_id=server_id,
         channel_id=channel_id,
         message_id=message_id,
-        author=author if author.platform is platform else Member(platform, author.user_id, author.display_name),
+        author=author
+        if author.platform is platform
+        else Member(platform, author.user_id, author.display_name),
         text=text,
         sent_at=sent_at,
         channel_name="#general",
@@ -64,10 +71,19 @@ def delete(label: str = "toxic") -> Decision:
     )
 
 
-ALLOW = Decision(Action.ALLOW, "under_thresholds", thresholds={"toxic": (0.8, 0.95)}, model_version="minilm-v1")
+ALLOW = Decision(
+    Action.ALLOW, "under_thresholds", thresholds={"toxic": (0.8, 0.95)}, model_version="minilm-v1"
+)
 
 
 def scores(**over: float) -> ScoreResult:
-    base = {"toxic": 0.1, "severe_toxic": 0.01, "obscene": 0.02, "threat": 0.003, "insult": 0.87, "identity_hate": 0.0}
+    base = {
+        "toxic": 0.1,
+        "severe_toxic": 0.01,
+        "obscene": 0.02,
+        "threat": 0.003,
+        "insult": 0.87,
+        "identity_hate": 0.0,
+    }
     base.update(over)
     return ScoreResult(base, "minilm-v1")

@@ -20,7 +20,7 @@ from moderation.domain import (
 )
 from moderation.errors import NotFound
 from moderation.store import SqlStore
-from tests.store.helpers import ALICE, ALLOW, BOB, MOD, P, T0, delete, hold, msg, scores
+from tests.store.helpers import ALICE, ALLOW, BOB, MOD, T0, P, delete, hold, msg, scores
 
 
 async def test_record_decision_round_trips_the_case(sql_store: SqlStore) -> None:
@@ -44,7 +44,9 @@ async def test_record_decision_round_trips_the_case(sql_store: SqlStore) -> None
 async def test_redelivery_returns_the_existing_case(sql_store: SqlStore) -> None:
     m = msg()
     first, created = await sql_store.record_decision(m, scores(), hold(), T0)
-    again, created_again = await sql_store.record_decision(m, scores(insult=0.1), ALLOW, T0 + timedelta(seconds=5))
+    again, created_again = await sql_store.record_decision(
+        m, scores(insult=0.1), ALLOW, T0 + timedelta(seconds=5)
+    )
     assert created and not created_again
     assert again == first
     assert len(await sql_store.list_cases()) == 1
@@ -79,7 +81,9 @@ async def test_model_version_falls_back_to_the_score_result(sql_store: SqlStore)
 
 
 async def test_edits_are_new_versions_listed_oldest_first(sql_store: SqlStore) -> None:
-    later, _ = await sql_store.record_decision(msg("m1", "edited text"), scores(), hold(), T0 + timedelta(minutes=2))
+    later, _ = await sql_store.record_decision(
+        msg("m1", "edited text"), scores(), hold(), T0 + timedelta(minutes=2)
+    )
     first, _ = await sql_store.record_decision(msg("m1", "original"), scores(), hold(), T0)
     third, _ = await sql_store.record_decision(msg("m1", "third"), scores(), ALLOW, T0 + timedelta(minutes=5))
     await sql_store.record_decision(msg("m2", "original"), scores(), hold(), T0)  # another message
@@ -129,7 +133,9 @@ async def test_resolve_case_records_the_verdict(sql_store: SqlStore) -> None:
 async def test_overrides_are_stored_and_become_labelled_examples(sql_store: SqlStore) -> None:
     case, _ = await sql_store.record_decision(msg(), scores(), hold(), T0)
     other, _ = await sql_store.record_decision(msg("m2", "fine words"), scores(), hold(), T0)
-    first = Override(case.id, MOD, Verdict.UPHOLD, T0 + timedelta(minutes=1), note="rude", previous_action=Action.HOLD)
+    first = Override(
+        case.id, MOD, Verdict.UPHOLD, T0 + timedelta(minutes=1), note="rude", previous_action=Action.HOLD
+    )
     second = Override(case.id, MOD, Verdict.RESTORE, T0 + timedelta(minutes=3), note="on reflection")
     await sql_store.record_override(first)
     await sql_store.record_override(Override(other.id, MOD, Verdict.DISMISS, T0 + timedelta(minutes=2)))

@@ -46,14 +46,21 @@ def tuned_policy() -> ServerPolicy:
         exempt_channel_ids=frozenset({"c-staff"}),
         allow_terms=("scunthorpe", "Ünïcode tèrm"),
         ladder=StrikeLadder(
-            steps=(LadderStep(2, Action.ESCALATE, 0), LadderStep(3, Action.TIMEOUT, 600), LadderStep(5, Action.TIMEOUT, 86400)),
+            steps=(
+                LadderStep(2, Action.ESCALATE, 0),
+                LadderStep(3, Action.TIMEOUT, 600),
+                LadderStep(5, Action.TIMEOUT, 86400),
+            ),
             window=timedelta(days=7, seconds=5, microseconds=7),
         ),
         review_channel_id="c-review",
         channels={
             "c1": ChannelPolicy(
                 "c1",
-                thresholds={"toxic": Tiers(0.30000000000000004, 0.9), "identity_hate": Tiers(0.123456789012345, 0.5)},
+                thresholds={
+                    "toxic": Tiers(0.30000000000000004, 0.9),
+                    "identity_hate": Tiers(0.123456789012345, 0.5),
+                },
                 action=Action.ESCALATE,
                 auto_action=False,
             ),
