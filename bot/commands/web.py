@@ -1,0 +1,326 @@
+"""``chatmod demo``, ``chatmod api`` and ``chatmod bench-api``: compose the web app from settings slices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from bot.settings import Settings
+    from bot.web.context import WebContext
+
+log = logging.getLogger(__name__)
+
+ConfigPath = Annotated[str | None, typer.Option("--config", "-c", help="Settings TOML file.")]
+
+
+def explainer_for(scorer: Any) -> Callable[[str, Any], dict[str, list[tuple[str, float]]]] | None:
+    """Word-level evidence: occlusion on the real model, the lexicon hits on the fake."""
+    if hasattr(scorer, "explain"):
+
+        def explain(text: str, labels: Any) -> dict[str, list[tuple[str, float]]]:
+            out = scorer.explain(text, top_k=4, labels=list(labels), min_score=0.0)
+            return {e.label: [(w, float(d)) for w, d in e.words] for e in out}
+
+        return explain
+    if hasattr(scorer, "evidence"):
+
+        def lexicon(text: str, labels: Any) -> dict[str, list[tuple[str, float]]]:
+            ev = scorer.evidence(text)
+            return {k: [(w, 0.0) for w in dict.fromkeys(v)] for k, v in ev.items() if k in labels}
+
+        return lexicon
+    return None
+
+
+@dataclass
+class Composed:
+    ctx: WebContext
+    app: FastAPI
+    extra: dict[str, Any]
+
+
+@asynccontextmanager
+async def compose_web(
+    settings: Settings,
+    *,
+    demo: bool,
+    database_url: str,
+    admin_token: str,
+    mount_slack: bool = False,
+) -> AsyncIterator[Composed]:
+    """Build store, scorer, service, web context and app; close them all on exit."""
+    from prometheus_client import CollectorRegistry
+
+    from bot.compose import SystemClock, batch_policy, build_text_scorer, open_database
+    from bot.settings import DatabaseSettings
+    from bot.web.app import create_app
+    from bot.web.context import ApiMetrics, Limits, WebContext
+    from bot.web.scoring import InstrumentedScoreClient, PredictionLog, ScoreCache, StorePredictionSink
+    from moderation.domain import Platform
+    from moderation.service import ModerationService
+
+    registry = CollectorRegistry()
+    metrics = ApiMetrics(registry)
+    clock = SystemClock()
+    extra: dict[str, Any] = {}
+    async with AsyncExitStack() as stack:
+        t0 = time.perf_counter()
+        db_settings = DatabaseSettings(
+            url=database_url, retention_days=settings.database.retention_days, echo=settings.database.echo
+        )
+        store = await stack.enter_async_context(open_database(db_settings))
+        extra["db_seconds"] = time.perf_counter() - t0
+
+        text_scorer: Any = None
+        not_used: dict[str, str] = {}
+        health: dict[str, Any] = {}
+        if settings.worker.transport == "redis" and not demo:
+            from bot.compose import score_client
+
+            inner = await stack.enter_async_context(
+                score_client(settings.worker, settings.model, settings.redis)
+            )
+            version_of: Callable[[], str] = lambda: getattr(inner, "model_version", None) or "remote"  # noqa: E731
+            health["redis"] = _redis_check(settings.redis.url)
+            depth: Callable[[], int] = lambda: 0  # noqa: E731
+        else:
+            from moderation.scoring.local import LocalScoreClient
+            from moderation.scoring.metrics import ScoringMetrics
+
+            t1 = time.perf_counter()
+            text_scorer = build_text_scorer(settings.model)
+            extra["model_seconds"] = time.perf_counter() - t1
+            local = LocalScoreClient(
+                text_scorer,
+                batch_policy(settings.worker),
+                default_timeout=settings.worker.score_timeout_s,
+                drain_timeout=settings.worker.drain_timeout_s,
+                metrics=ScoringMetrics(registry),
+            )
+            inner = await stack.enter_async_context(local)
+            version_of = lambda: local.runner.version  # noqa: E731
+            depth = lambda: local.depth  # noqa: E731
+            not_used["redis"] = "embedded mode: in-process queue, no Redis"
+
+        health["database"] = _db_check(store)
+        plog = PredictionLog(StorePredictionSink(store))
+        cache = ScoreCache(settings.api.cache_size)
+        scorer = InstrumentedScoreClient(
+            inner, version=version_of, cache=cache, log=plog, clock=clock, on_score=metrics.observe_score
+        )
+        service = ModerationService(
+            scorer=scorer, store=store, actions={}, clock=clock, score_timeout=settings.worker.score_timeout_s
+        )
+        model_info: dict[str, object] = {"backend": settings.model.backend}
+        if text_scorer is not None:
+            model_info["device"] = str(getattr(text_scorer, "device", "cpu"))
+        ctx = WebContext(
+            service=service,
+            scorer=scorer,
+            clock=clock,
+            registry=registry,
+            metrics=metrics,
+            limits=Limits(
+                max_text_chars=settings.api.max_text_chars,
+                max_batch_items=settings.api.max_batch_items,
+                max_body_bytes=max(
+                    64_000, settings.api.max_text_chars * 8 * min(settings.api.max_batch_items, 256)
+                ),
+            ),
+            api_key=settings.api.api_key.get_secret_value(),
+            admin_token=admin_token,
+            explainer=explainer_for(text_scorer) if text_scorer is not None else None,
+            health_checks=health,
+            not_used=not_used,
+            scoring_depth=depth,
+            model_info=model_info,
+            default_server=(Platform.DEMO, "demo") if demo else (Platform.API, "default"),
+            sample_interval=5.0 if demo else 15.0,
+        )
+        routers = []
+        if demo:
+            from bot.web.demo import build_demo_router, setup_demo_policy
+            from bot.web.demo_actions import DemoActions
+            from bot.web.hub import ChatHub
+
+            hub = ChatHub()
+            service.register_actions(Platform.DEMO, DemoActions(hub))
+            await setup_demo_policy(service)
+            routers.append(build_demo_router(ctx, hub))
+            extra["hub"] = hub
+        if mount_slack:
+            from bot.adapters.slack.app import adapter_for, build_slack_app
+            from bot.adapters.slack.http import slack_router
+
+            bolt_app = build_slack_app(service, settings.slack)
+            routers.append(slack_router(bolt_app))
+            adapter = adapter_for(bolt_app)
+            ctx.closers.append(lambda: adapter.close(settings.worker.drain_timeout_s))
+        app = create_app(ctx, extra_routers=routers, title="chatmod demo" if demo else "chatmod API")
+        extra["startup_seconds"] = time.perf_counter() - t0
+        yield Composed(ctx, app, extra)
+
+
+def _db_check(store: Any) -> Callable[[], Any]:
+    async def check() -> bool:
+        from sqlalchemy import text
+
+        engine = store.engine
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    return check
+
+
+def _redis_check(url: str) -> Callable[[], Any]:
+    async def check() -> bool:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(url, socket_timeout=2)
+        try:
+            return bool(await client.ping())
+        finally:
+            await client.aclose()
+
+    return check
+
+
+async def serve(app: FastAPI, host: str, port: int, on_started: Callable[[int], None]) -> None:
+    """Run uvicorn until SIGINT/SIGTERM; ``on_started`` gets the bound port (useful with port 0)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task  # re-raise the startup error
+            return
+        await asyncio.sleep(0.02)
+    bound = port
+    for s in server.servers:
+        for sock in s.sockets:
+            bound = sock.getsockname()[1]
+    on_started(bound)
+    await task
+
+
+def _sqlite_url(path: str) -> str:
+    return f"sqlite+aiosqlite:///{Path(path).expanduser().resolve()}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        port: Annotated[
+            int | None, typer.Option(help="Port (0 = a free port). Default: demo.port (8080).")
+        ] = None,
+        host: Annotated[str | None, typer.Option(help="Interface. Default: demo.host (127.0.0.1).")] = None,
+        db: Annotated[
+            str | None, typer.Option("--db", help="SQLite file. Default: demo.database_url.")
+        ] = None,
+        config: ConfigPath = None,
+    ) -> None:
+        """Run the embedded demo: a local web chat moderated live by the real model, plus the dashboard."""
+        from bot.settings import load_settings
+
+        settings = load_settings(config)
+        url = _sqlite_url(db) if db else settings.demo.database_url
+        token = settings.api.admin_token.get_secret_value() or secrets.token_urlsafe(12)
+        asyncio.run(
+            _run_demo(
+                settings, url, host or settings.demo.host, settings.demo.port if port is None else port, token
+            )
+        )
+
+    @app.command()
+    def api(
+        port: Annotated[
+            int | None, typer.Option(help="Port (0 = a free port). Default: api.port (8000).")
+        ] = None,
+        host: Annotated[str | None, typer.Option(help="Interface. Default: api.host.")] = None,
+        config: ConfigPath = None,
+    ) -> None:
+        """Run the HTTP API (/v1/moderate, /predict, /health, /metrics, /docs) and the dashboard."""
+        from bot.settings import load_settings
+
+        settings = load_settings(config)
+        asyncio.run(
+            _run_api(settings, host or settings.api.host, settings.api.port if port is None else port)
+        )
+
+    @app.command("bench-api")
+    def bench_api(
+        requests: Annotated[int, typer.Option("--requests", "-n", help="Requests to send.")] = 1000,
+        concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 1,
+        db: Annotated[
+            str | None, typer.Option("--db", help="SQLite file (default: a temporary one).")
+        ] = None,
+        config: ConfigPath = None,
+    ) -> None:
+        """Measure /predict latency (p50/p99) over HTTP against a local `chatmod api` on a free port."""
+        from bot.web.bench import run_bench
+
+        run_bench(requests=requests, concurrency=concurrency, db=db, config=config)
+
+
+def _announce(lines: list[str]) -> None:
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+async def _run_demo(settings: Settings, database_url: str, host: str, port: int, token: str) -> None:
+    async with compose_web(settings, demo=True, database_url=database_url, admin_token=token) as composed:
+        version = composed.ctx.model_version
+        started = composed.extra["startup_seconds"]
+
+        def on_started(bound: int) -> None:
+            base = f"http://{host}:{bound}"
+            _announce(
+                [
+                    f"chatmod demo ready in {started:.1f}s (model {version}, database {database_url})",
+                    f"  Chat:       {base}/   (open several tabs, one name per tab)",
+                    f"  Dashboard:  {base}/dashboard   admin token: {token}",
+                    f"  API docs:   {base}/docs",
+                    "Press Ctrl+C to stop.",
+                ]
+            )
+
+        await serve(composed.app, host, port, on_started)
+
+
+async def _run_api(settings: Settings, host: str, port: int) -> None:
+    token = settings.api.admin_token.get_secret_value()
+    mount_slack = settings.slack.enabled and not settings.slack.socket_mode
+    async with compose_web(
+        settings, demo=False, database_url=settings.database.url, admin_token=token, mount_slack=mount_slack
+    ) as composed:
+
+        def on_started(bound: int) -> None:
+            base = f"http://{host}:{bound}"
+            _announce(
+                [
+                    f"chatmod api ready (model {composed.ctx.model_version})",
+                    f"  API:        {base}/v1/moderate  {base}/predict   docs: {base}/docs",
+                    f"  Dashboard:  {base}/dashboard"
+                    + ("" if token else "   (admin login disabled: set CHATMOD_API__ADMIN_TOKEN)"),
+                ]
+            )
+
+        await serve(composed.app, host, port, on_started)
