@@ -2,7 +2,7 @@
 to the moderation service in supervised background tasks.
 
 Delivery guarantees, layer by layer:
-- bolt's ``RequestVerification`` checks ``X-Slack-Signature`` (HMAC-SHA256 over ``v0:{ts}:{body}``,
+- ``verify.SlackSignatureCheck`` (bolt's verification middleware, stricter) checks ``X-Slack-Signature`` (HMAC-SHA256 over ``v0:{ts}:{body}``,
   5-minute window, ``hmac.compare_digest``) and answers 401 before any listener or store is touched;
 - ``process_before_response=True`` keeps bolt from firing its own untracked futures: our listeners only
   parse, spawn a task on ``TaskRunner`` and return, so the 200 goes out in milliseconds;
@@ -30,6 +30,7 @@ from bot.adapters.slack.actions import ReviewPost, SlackActions
 from bot.adapters.slack.dedupe import RecentIds
 from bot.adapters.slack.directory import SlackDirectory
 from bot.adapters.slack.tasks import Overloaded, TaskRunner
+from bot.adapters.slack.verify import SlackSignatureCheck
 from bot.adapters.slack.webapi import Pacer, SlackApi, web_client
 from bot.settings import SlackSettings
 from moderation.domain import Platform
@@ -99,6 +100,9 @@ class SlackAdapter:
             name="chatmod",
             client=client,
             signing_secret=signing_secret,
+            # Our verification runs in bolt's slot (before authorization), but never answers 500.
+            request_verification_enabled=False,
+            before_authorize=SlackSignatureCheck(signing_secret),
             process_before_response=True,
             logger=logging.getLogger("chatmod.slack.bolt"),
         )
