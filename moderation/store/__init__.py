@@ -7,7 +7,7 @@ erasure, the prediction log and dashboard aggregates. The schema is managed by A
 
 from __future__ import annotations
 
-from moderation.store.analytics import ModelVersionRecord, PredictionBucket
+from moderation.store.analytics import ModelVersionRecord, PredictionBucket, PredictionRow
 from moderation.store.cases import LabelledExample
 from moderation.store.chain import ChainVerification
 from moderation.store.engine import make_engine, make_session_factory
@@ -21,6 +21,7 @@ __all__ = [
     "LabelledExample",
     "ModelVersionRecord",
     "PredictionBucket",
+    "PredictionRow",
     "SqlStore",
     "make_engine",
     "make_session_factory",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -46,6 +46,33 @@ class ModelVersionRecord:
     active: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PredictionRow:
+    """One logged prediction, as ``record_predictions`` takes it."""
+
+    text_hash: str
+    model_version: str
+    latency_ms: float
+    scores: Mapping[str, float]
+    created_at: datetime
+    source: str = "api"
+
+
+def _prediction_values(row: PredictionRow) -> dict[str, Any]:
+    clean = {k: float(v) for k, v in row.scores.items()}
+    top = max(clean, key=lambda k: clean[k]) if clean else None
+    return {
+        "created_at": row.created_at,
+        "source": row.source,
+        "text_hash": row.text_hash,
+        "model_version": row.model_version,
+        "latency_ms": float(row.latency_ms),
+        "scores": clean,
+        "top_label": top,
+        "top_score": clean[top] if top is not None else None,
+    }
+
+
 def _percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile (what latency dashboards usually show)."""
     rank = max(1, math.ceil(q * len(sorted_values)))
@@ -68,21 +95,17 @@ class AnalyticsMixin(SqlBase):
         source: str = "api",
     ) -> None:
         """Log one prediction (no text: only its hash)."""
-        clean = {k: float(v) for k, v in scores.items()}
-        top = max(clean, key=lambda k: clean[k]) if clean else None
-        async with self._write() as s:
-            await s.execute(
-                insert(predictions).values(
-                    created_at=created_at or self._clock(),
-                    source=source,
-                    text_hash=text_hash,
-                    model_version=model_version,
-                    latency_ms=float(latency_ms),
-                    scores=clean,
-                    top_label=top,
-                    top_score=clean[top] if top is not None else None,
-                )
-            )
+        await self.record_predictions(
+            [PredictionRow(text_hash, model_version, latency_ms, scores, created_at or self._clock(), source)]
+        )
+
+    async def record_predictions(self, rows: Iterable[PredictionRow]) -> int:
+        """Log a batch of predictions in one transaction; returns how many were written."""
+        values = [_prediction_values(r) for r in rows]
+        if values:
+            async with self._write() as s:
+                await s.execute(insert(predictions), values)
+        return len(values)
 
     async def prediction_stats(
         self,

@@ -9,7 +9,7 @@ import pytest
 from moderation.domain import content_hash
 from moderation.errors import NotFound, ValidationError
 from moderation.labels import LABELS
-from moderation.store import SqlStore
+from moderation.store import PredictionRow, SqlStore
 from tests.store.helpers import ALLOW, T0, delete, hold, msg, scores
 
 H = timedelta(hours=1)
@@ -46,6 +46,19 @@ async def test_prediction_stats_bucket_latency_and_labels(sql_store: SqlStore) -
     v1 = await sql_store.prediction_stats(T0, T0 + 4 * H, 2 * H, model_version="v1", flag_at=0.95)
     assert [b.count for b in v1] == [3, 1]
     assert [b.flagged["toxic"] for b in v1] == [0, 1]
+
+
+async def test_batch_of_predictions_in_one_call(sql_store: SqlStore) -> None:
+    rows = [
+        PredictionRow(
+            content_hash(str(i)), "v1", float(i), {"toxic": i / 10}, T0 + i * timedelta(minutes=1), "demo"
+        )
+        for i in range(10)
+    ]
+    assert await sql_store.record_predictions(rows) == 10
+    assert await sql_store.record_predictions([]) == 0
+    (bucket,) = await sql_store.prediction_stats(T0, T0 + H, H, source="demo")
+    assert bucket.count == 10 and bucket.latency_max_ms == 9.0 and bucket.flagged["toxic"] == 5
 
 
 async def test_prediction_stats_rejects_bad_windows(sql_store: SqlStore) -> None:
