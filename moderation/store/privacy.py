@@ -73,15 +73,24 @@ class PrivacyMixin(SqlBase):
         return "erased:" + mac.hexdigest()[:32]
 
     async def purge_expired_text(self, now: datetime) -> int:
-        """Null message texts stored before ``now - retention``; returns how many were purged."""
+        """Null texts older than ``now - retention``; returns how many rows were purged.
+
+        Message texts go once received before the cutoff; an appeal's text once it was decided
+        before the cutoff (an open appeal keeps its text until a moderator has read it).
+        """
         cutoff = now - self.retention
         async with self._write() as s:
-            res = await s.execute(
+            messages = await s.execute(
                 update(message_versions)
                 .where(message_versions.c.text.is_not(None), message_versions.c.received_at < cutoff)
                 .values(text=None, text_purged_at=now)
             )
-            return rowcount(res)
+            appeal_texts = await s.execute(
+                update(appeals)
+                .where(appeals.c.text.is_not(None), appeals.c.decided_at < cutoff)
+                .values(text=None)
+            )
+            return rowcount(messages) + rowcount(appeal_texts)
 
     async def delete_data_for_user(self, platform: Platform, user_id: str) -> ErasureReport:
         """Erase one member's texts and personal ids everywhere, keeping aggregate counts."""

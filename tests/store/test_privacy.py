@@ -38,6 +38,17 @@ async def test_purge_nulls_only_text_older_than_the_window(sql_store: SqlStore) 
     assert await sql_store.purge_expired_text(T0 + timedelta(days=51)) == 1
 
 
+async def test_purge_removes_decided_appeal_texts_after_the_window(sql_store: SqlStore) -> None:
+    case, _ = await sql_store.record_decision(msg(), scores(), hold(), T0)
+    decided = await sql_store.create_appeal(case.id, ALICE, "decided appeal", T0)
+    await sql_store.decide_appeal(decided.id, AppealOutcome.DENIED, MOD, "no", T0 + timedelta(days=1))
+    pending = await sql_store.create_appeal(case.id, ALICE, "pending appeal", T0)
+    assert await sql_store.purge_expired_text(T0 + timedelta(days=32)) == 2  # the message and one appeal
+    assert (await sql_store.get_appeal(decided.id)).text == ""
+    assert (await sql_store.get_appeal(pending.id)).text == "pending appeal"
+    assert (await sql_store.get_appeal(decided.id)).message == "no"
+
+
 async def populate(store: SqlStore) -> dict[str, int]:
     ids: dict[str, int] = {}
     for i, day in enumerate([0, 0, 1, 2]):
