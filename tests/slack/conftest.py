@@ -68,7 +68,7 @@ class Harness:
     adapter: SlackAdapter
 
     @property
-    def app(self):  # noqa: ANN201
+    def app(self):
         return self.adapter.app
 
     async def dispatch(self, body: str, headers: dict[str, str]) -> BoltResponse:

@@ -16,8 +16,7 @@ from bot.adapters.slack.webapi import Pacer, web_client
 from moderation.domain import Action
 from moderation.fakes import FakeScoreClient, FixedClock, MemoryStore
 from moderation.service import ModerationService
-from tests.slack.conftest import BOT_TOKEN, SECRET, json_request, load, sign, slack_settings
-
+from tests.slack.conftest import BOT_TOKEN, json_request, load, sign, slack_settings
 
 FORGED = [
     ("wrong-secret", lambda body: sign(body, secret="not-the-signing-secret")),

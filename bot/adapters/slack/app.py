@@ -2,8 +2,9 @@
 to the moderation service in supervised background tasks.
 
 Delivery guarantees, layer by layer:
-- ``verify.SlackSignatureCheck`` (bolt's verification middleware, stricter) checks ``X-Slack-Signature`` (HMAC-SHA256 over ``v0:{ts}:{body}``,
-  5-minute window, ``hmac.compare_digest``) and answers 401 before any listener or store is touched;
+- ``verify.SlackSignatureCheck`` (bolt's verification middleware, stricter) checks
+  ``X-Slack-Signature`` (HMAC-SHA256 over ``v0:{ts}:{body}``, 5-minute window,
+  ``hmac.compare_digest``) and answers 401 before any listener or store is touched;
 - ``process_before_response=True`` keeps bolt from firing its own untracked futures: our listeners only
   parse, spawn a task on ``TaskRunner`` and return, so the 200 goes out in milliseconds;
 - a redelivery (``X-Slack-Retry-Num``, same ``event_id``) is dropped by ``RecentIds``; one that slips

@@ -245,6 +245,8 @@ class Executor:
         try:
             return await handler(command, actor, team_id)
         except PermissionDenied as exc:
+            if exc.required == "author":
+                return ":no_entry: Only the author of the message can appeal it."
             return f":no_entry: You need the *{exc.required}* role for this."
         except NotFound as exc:
             return f"{exc.kind.capitalize()} {exc.key} not found."
