@@ -139,6 +139,27 @@ class Harness:
             if group
             else {"type": 1, "name": name, "id": "1441000000000000103", "options": opts}
         )
+        guild = load("guild_create")
+        channels = {c["id"]: c for c in guild["channels"]}
+        resolved: dict[str, Any] = {}
+        for opt in opts:  # Discord resolves channel options into full objects alongside the ids
+            if opt["type"] == 7:
+                ch = channels[opt["value"]]
+                resolved.setdefault("channels", {})[opt["value"]] = {
+                    "id": ch["id"],
+                    "name": ch["name"],
+                    "type": ch["type"],
+                    "parent_id": None,
+                    "permissions": "2251799813685247",
+                    "flags": 0,
+                    "guild_id": GUILD,
+                    "topic": ch.get("topic"),
+                    "nsfw": False,
+                    "rate_limit_per_user": 0,
+                    "last_message_id": None,
+                }
+        if resolved:
+            command["resolved"] = resolved
         return self.interaction("interaction_slash_command", data=command, **kw)
 
     async def run(self, payload: dict[str, Any]) -> None:
