@@ -240,6 +240,7 @@ def register(app: typer.Typer) -> None:
         """Run the embedded demo: a local web chat moderated live by the real model, plus the dashboard."""
         from bot.settings import load_settings
 
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         settings = load_settings(config)
         url = _sqlite_url(db) if db else settings.demo.database_url
         token = settings.api.admin_token.get_secret_value() or secrets.token_urlsafe(12)
