@@ -164,6 +164,7 @@ async def make_harness(
     store: Any = None,
     policy: ServerPolicy | None = None,
     pacer: Pacer | None = None,
+    settings: dict[str, Any] | None = None,
     **adapter_options: Any,
 ) -> Harness:
     store = store if store is not None else MemoryStore()
@@ -173,7 +174,7 @@ async def make_harness(
     base = f"{fake.url}/api/"
     adapter = SlackAdapter(
         service,
-        slack_settings(admin=admin),
+        slack_settings(admin=admin, **(settings or {})),
         client=web_client(BOT_TOKEN, base_url=base, rate_limit_retries=2),
         admin_client=web_client(ADMIN_TOKEN, base_url=base) if admin else None,
         pacer=pacer or Pacer({}),

@@ -6,13 +6,14 @@ realistic bodies, and can be scripted to answer an error or HTTP 429 with Retry-
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 TEAM = "T0CHATMOD"
 BOT_USER = "U0CHATBOT"
@@ -49,12 +50,17 @@ class FakeSlackApi:
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # Socket Mode: envelopes to push over the WebSocket, and the acks that came back
+        self.socket_outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.socket_acks: list[dict[str, Any]] = []
+        self.socket_connected = asyncio.Event()
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{rid}", self._response_url)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -107,6 +113,27 @@ class FakeSlackApi:
             return web.json_response(scripted.body, status=scripted.status, headers=scripted.headers)
         return web.json_response(self._default(method, params))
 
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0CHATMOD"}}
+        )
+        self.socket_connected.set()
+
+        async def pump() -> None:
+            while True:
+                await ws.send_json(await self.socket_outbox.get())
+
+        sender = asyncio.ensure_future(pump())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self.socket_acks.append(json.loads(msg.data))
+        finally:
+            sender.cancel()
+        return ws
+
     async def _response_url(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())
         return web.Response(text="ok")
@@ -153,6 +180,8 @@ class FakeSlackApi:
             return {"ok": True, "message_ts": ts}
         if method in ("chat.update", "chat.delete"):
             return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts")}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.url.replace("http://", "ws://") + "/socket"}
         if method == "views.open":
             return {
                 "ok": True,

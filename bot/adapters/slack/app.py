@@ -97,6 +97,7 @@ class SlackAdapter:
         self._inline_reply_s = inline_reply_s
         self._own_ids: set[str] = set()
         self._socket: Any = None
+        self._stopped: asyncio.Event | None = None
         self.app = AsyncApp(
             name="chatmod",
             client=client,
@@ -319,20 +320,28 @@ class SlackAdapter:
     # ------------------------------------------------------------------ lifecycle
 
     async def start_socket_mode(self) -> None:
-        """Connect over Socket Mode (no public URL needed); returns once connected."""
+        """Serve over Socket Mode (no public URL needed) until ``close()``: connects, then waits.
+
+        slack_sdk's client reconnects on its own when the WebSocket drops; Socket Mode envelopes skip
+        the signature check (the app-level token authenticated the connection instead).
+        """
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
+        self._stopped = asyncio.Event()
         self._socket = AsyncSocketModeHandler(
             self.app, self.settings.app_token.get_secret_value(), web_client=self.api.bot
         )
         await self._socket.connect_async()
         log.info("slack socket mode connected")
+        await self._stopped.wait()
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop intake, drain in-flight work within ``timeout``, disconnect. Idempotent."""
         if self._socket is not None:
             socket, self._socket = self._socket, None
             await socket.close_async()
+        if self._stopped is not None:
+            self._stopped.set()
         await self.tasks.close(timeout)
 
 
