@@ -20,14 +20,14 @@ from moderation.errors import ScoringError, ScoringOverloaded, ScoringTimeout
 from moderation.ports import TextScorer
 from moderation.scoring.batcher import Batcher, BatchPolicy
 from moderation.scoring.metrics import ScoringMetrics
-from moderation.scoring.runner import InferenceRunner
+from moderation.scoring.runner import InferenceRunner, Prepared
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Request:
-    text: str
+    prepared: Prepared
     future: asyncio.Future[ScoreResult]
 
 
@@ -89,8 +89,8 @@ class LocalScoreClient:
         loop = asyncio.get_running_loop()
         now = loop.time()
         future: asyncio.Future[ScoreResult] = loop.create_future()
-        tokens = self._runner.count_tokens([text])[0]
-        self._batcher.add(_Request(text, future), tokens, now, deadline=now + timeout)
+        prepared = self._runner.prepare([text])[0]
+        self._batcher.add(_Request(prepared, future), prepared.tokens, now, deadline=now + timeout)
         self.metrics.queue_depth.set(self._batcher.depth)
         self._wake.set()
         try:
@@ -131,7 +131,7 @@ class LocalScoreClient:
                 self.metrics.stage_seconds.labels(stage="queue").observe(now - p.enqueued_at)
         self.metrics.observe_batch(batch.size, batch.real_tokens, batch.padded_tokens, len(micro))
         try:
-            outcomes, version, seconds = await self._runner.run([[p.item.text for p in m] for m in micro])
+            outcomes, version, seconds = await self._runner.run([[p.item.prepared for p in m] for m in micro])
         except Exception as exc:  # the runner isolates per-item failures; this is the executor failing
             log.exception("inference thread failed")
             for m in micro:
@@ -152,7 +152,7 @@ class LocalScoreClient:
                 else:
                     self.metrics.requests.labels(outcome="ok").inc()
                     self.metrics.stage_seconds.labels(stage="total").observe(done - p.enqueued_at)
-                    fut.set_result(ScoreResult(out.scores, version, empty=not p.item.text.strip()))
+                    fut.set_result(ScoreResult(out.scores, version, empty=not p.item.prepared.text.strip()))
 
     async def close(self) -> None:
         """Stop intake, finish queued requests within the drain timeout, stop the inference thread."""

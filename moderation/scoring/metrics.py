@@ -19,6 +19,9 @@ class ScoringMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         ns, reg = namespace, self.registry
         self.queue_depth = Gauge(f"{ns}_score_queue_depth", "Requests waiting to be batched", registry=reg)
+        self.backlog = Gauge(
+            f"{ns}_score_stream_backlog", "Unprocessed entries in the Redis request stream", registry=reg
+        )
         self.batch_size = Histogram(
             f"{ns}_score_batch_size", "Requests per flushed batch", buckets=_SIZE_BUCKETS, registry=reg
         )

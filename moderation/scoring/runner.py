@@ -13,12 +13,69 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from moderation.ports import TextScorer
 
 log = logging.getLogger(__name__)
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A text ready for the model: its token count (for batching) and, on the torch fast path, its
+    token-id windows, so the text is normalised and tokenised exactly once."""
+
+    text: str
+    tokens: int
+    windows: tuple[tuple[int, ...], ...] | None = None
+    #: ``id()`` of the scorer that tokenised it: after a hot swap, stale windows are re-tokenised.
+    owner: int = 0
+
+
+class _TorchFastPath:
+    """Thin adapter over ``TorchScorer`` internals: tokenise at intake, run the windows later.
+
+    Mirrors ``TorchScorer.score_matrix`` (max over windows per label). Used only when the scorer has
+    the private hooks; anything else goes through the public ``score_batch``.
+    """
+
+    HOOKS = ("prepare", "_encode", "_windows", "_run")
+
+    def __init__(self, scorer: object) -> None:
+        self.scorer: Any = scorer
+
+    @classmethod
+    def supports(cls, scorer: object) -> bool:
+        return all(callable(getattr(scorer, h, None)) for h in cls.HOOKS)
+
+    def prepare(self, texts: Sequence[str]) -> list[Prepared]:
+        sc = self.scorer
+        ids = sc._encode([sc.prepare(t) for t in texts])
+        out = []
+        for text, seq in zip(texts, ids, strict=True):
+            windows = tuple(tuple(w) for w in sc._windows(seq)) if seq else ()
+            out.append(Prepared(text, max(1, sum(len(w) for w in windows)), windows, id(sc)))
+        return out
+
+    def score(self, items: Sequence[Prepared]) -> list[dict[str, float]]:
+        sc = self.scorer
+        windows: list[list[int]] = []
+        owner: list[int] = []
+        for i, item in enumerate(items):
+            for w in item.windows or ():
+                windows.append(list(w))
+                owner.append(i)
+        labels = tuple(sc.labels)
+        out = [dict.fromkeys(labels, 0.0) for _ in items]
+        if windows:
+            for row, i in zip(sc._run(windows), owner, strict=True):
+                cur = out[i]
+                for label, p in zip(labels, row, strict=True):
+                    if p > cur[label]:
+                        cur[label] = float(p)
+        return out
 
 
 def estimate_tokens(texts: Sequence[str]) -> list[int]:
@@ -48,6 +105,7 @@ class InferenceRunner:
     def __init__(self, scorer: TextScorer) -> None:
         self._scorer = scorer
         self._count_tokens = token_counter_for(scorer)
+        self._fast = _TorchFastPath(scorer) if _TorchFastPath.supports(scorer) else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatmod-infer")
         self.model_seconds = 0.0
         self.calls = 0
@@ -65,22 +123,42 @@ class InferenceRunner:
         old = self._scorer.version
         self._scorer = scorer
         self._count_tokens = token_counter_for(scorer)
+        self._fast = _TorchFastPath(scorer) if _TorchFastPath.supports(scorer) else None
         return old
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._count_tokens(texts)
 
-    async def run(self, micro: Sequence[Sequence[str]]) -> tuple[list[list[Outcome]], str, float]:
+    def prepare(self, texts: Sequence[str]) -> list[Prepared]:
+        """Token counts (and, on the torch fast path, token windows) for texts entering the queue."""
+        fast = self._fast
+        if fast is not None:
+            try:
+                return fast.prepare(texts)
+            except Exception:
+                log.exception("tokenising %d texts failed; falling back to estimates", len(texts))
+        return [Prepared(t, n) for t, n in zip(texts, estimate_tokens(texts), strict=True)]
+
+    async def run(self, micro: Sequence[Sequence[Prepared]]) -> tuple[list[list[Outcome]], str, float]:
         """Score each micro-batch in the inference thread; returns outcomes, model version, seconds."""
         loop = asyncio.get_running_loop()
-        scorer = self._scorer  # one version for the whole batch, even if a swap lands meanwhile
-        return await loop.run_in_executor(self._executor, self._run_sync, scorer, micro)
+        # One model for the whole batch, even if a swap lands meanwhile.
+        scorer, fast = self._scorer, self._fast
+        return await loop.run_in_executor(self._executor, self._run_sync, scorer, fast, micro)
 
     def _run_sync(
-        self, scorer: TextScorer, micro: Sequence[Sequence[str]]
+        self, scorer: TextScorer, fast: _TorchFastPath | None, micro: Sequence[Sequence[Prepared]]
     ) -> tuple[list[list[Outcome]], str, float]:
         start = time.perf_counter()
-        out = [self._score_group(scorer, list(texts)) for texts in micro]
+        out = []
+        for group in micro:
+            if fast is not None and all(p.windows is not None and p.owner == id(scorer) for p in group):
+                try:
+                    out.append([Outcome(s) for s in fast.score(group)])
+                    continue
+                except Exception:
+                    log.exception("fast path failed for %d texts; retrying through score_batch", len(group))
+            out.append(self._score_group(scorer, [p.text for p in group]))
         elapsed = time.perf_counter() - start
         self.model_seconds += elapsed
         self.calls += len(micro)

@@ -1,0 +1,179 @@
+"""The Redis scorer pipeline against the real local Redis: results, dead letters, backpressure, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from moderation.errors import ScoringOverloaded, ScoringTimeout
+from moderation.fakes import FakeScorer
+from moderation.scoring.batcher import BatchPolicy
+from moderation.scoring.redis_client import RedisScoreClient
+from moderation.scoring.redis_transport import StreamNames, connect
+from moderation.scoring.redis_worker import ScoreWorker
+from moderation.scoring.wire import ScoreRequest, decode_reply, encode_request
+from tests.redis_helpers import SlowScorer, delete_keys, unique_names, wait_until
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(20)]
+
+TEXTS = ["hello there", "you are an idiot", "I will kill you", "nice picture!", "shut up moron", ""]
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = connect("redis://127.0.0.1:6379/0")
+    try:
+        await client.ping()
+    except Exception as exc:  # pragma: no cover - environment guard
+        pytest.skip(f"no local Redis: {exc}")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def names(redis: Redis) -> AsyncIterator[StreamNames]:
+    n = unique_names()
+    yield n
+    await delete_keys(redis, n)
+
+
+def start_worker(
+    redis: Redis, names: StreamNames, scorer: FakeScorer, **kw: object
+) -> tuple[ScoreWorker, asyncio.Task[object]]:
+    kw.setdefault("policy", BatchPolicy(max_batch=32, max_wait=0.005))
+    worker = ScoreWorker(redis, scorer, names=names, **kw)  # type: ignore[arg-type]
+    return worker, asyncio.create_task(worker.run())
+
+
+async def test_results_match_direct_scoring(redis: Redis, names: StreamNames) -> None:
+    scorer = FakeScorer()
+    worker, task = start_worker(redis, names, scorer)
+    async with RedisScoreClient(redis, names=names) as client:
+        results = await asyncio.gather(*(client.score(t, timeout=10) for t in TEXTS * 10))
+        stats = client.stats
+    worker.stop()
+    summary = await task
+    assert [dict(r.scores) for r in results] == FakeScorer().score_batch(TEXTS * 10)
+    assert {r.model_version for r in results} == {"fake-1"}
+    assert results[5].empty
+    assert max(summary.sizes) > 1  # concurrent requests were batched into shared model calls
+    assert stats.answered == 60 and stats.duplicates == 0
+    assert await redis.xlen(names.stream) == 0  # acked entries are deleted: XLEN is the backlog
+    assert (await redis.xpending(names.stream, names.group))["pending"] == 0
+
+
+async def test_malformed_entries_go_to_dead_letter_and_worker_survives(
+    redis: Redis, names: StreamNames
+) -> None:
+    await redis.xgroup_create(names.stream, names.group, id="0", mkstream=True)
+    reply_key = names.results_key("dl")
+    junk = {
+        b"{not json": "bad_json",
+        json.dumps({"v": 99, "id": "x1", "text": "a", "reply_to": reply_key}).encode(): "bad_version",
+        json.dumps({"v": 1, "id": "x2", "text": 42, "reply_to": reply_key}).encode(): "bad_field",
+        json.dumps({"v": 1, "id": "x3", "text": "a", "reply_to": "someone:else"}).encode(): "bad_reply_to",
+        "\udcff".encode("utf-8", "surrogatepass"): "bad_json",
+    }
+    for raw in junk:
+        await redis.xadd(names.stream, {"m": raw})
+    await redis.xadd(names.stream, {"other": b"field"})
+    good = ScoreRequest("ok1", "you idiot", reply_key)
+    await redis.xadd(names.stream, {"m": encode_request(good)})
+    worker, task = start_worker(redis, names, FakeScorer())
+    await wait_until(lambda: redis.xlen(names.dead_letter), timeout=10)
+    await wait_until(lambda: worker.summary.answered == 1, timeout=10)
+    worker.stop()
+    summary = await task
+    dead = await redis.xrange(names.dead_letter)
+    reasons = sorted(fields[b"reason"].decode() for _, fields in dead)
+    assert reasons == sorted([*junk.values(), "missing_field"])
+    assert summary.dead_lettered == 6 and summary.answered == 1
+    replies = [decode_reply(f[b"m"]) for _, f in await redis.xrange(reply_key)]
+    by_id = {r.id: r for r in replies}
+    assert by_id["ok1"].ok and by_id["ok1"].scores["insult"] > 0.5
+    # Identifiable senders are told at once instead of waiting for their timeout.
+    assert by_id["x1"].error == "malformed" and by_id["x2"].error == "malformed"
+    assert await redis.xlen(names.stream) == 0
+
+
+async def test_backpressure_refuses_instead_of_trimming(redis: Redis, names: StreamNames) -> None:
+    async with RedisScoreClient(redis, names=names, max_pending=5) as client:
+        waiting = [asyncio.create_task(client.score(f"text {i}", timeout=10)) for i in range(5)]
+        await wait_until(lambda: client.stats.sent == 5)
+        with pytest.raises(ScoringOverloaded):
+            await client.score("one too many", timeout=10)
+        assert await redis.xlen(names.stream) == 5  # nothing trimmed, nothing lost
+        worker, task = start_worker(redis, names, FakeScorer())
+        results = await asyncio.gather(*waiting)
+        assert len(results) == 5 and client.stats.overloaded == 1
+    worker.stop()
+    await task
+
+
+async def test_timeout_is_typed_and_expired_requests_skip_the_model(redis: Redis, names: StreamNames) -> None:
+    scorer = FakeScorer()
+    async with RedisScoreClient(redis, names=names) as client:
+        with pytest.raises(ScoringTimeout):
+            await client.score("nobody is listening", timeout=0.2)
+        worker, task = start_worker(redis, names, scorer)
+        fresh = await client.score("now someone is", timeout=10)
+    await wait_until(lambda: worker.summary.expired == 1)
+    worker.stop()
+    await task
+    assert fresh.model_version == "fake-1"
+    assert [t for call in scorer.calls for t in call] == ["now someone is"]
+    assert await redis.xlen(names.stream) == 0
+
+
+async def test_graceful_shutdown_drains_in_flight_batches(redis: Redis, names: StreamNames) -> None:
+    scorer = SlowScorer(0.05)
+    worker, task = start_worker(
+        redis, names, scorer, policy=BatchPolicy(max_batch=4, max_wait=0), drain_timeout=10
+    )
+    async with RedisScoreClient(redis, names=names) as client:
+        calls = [asyncio.create_task(client.score(f"msg {i}", timeout=20)) for i in range(24)]
+        await wait_until(lambda: len(scorer.calls) >= 1)
+        await wait_until(lambda: worker.batcher.depth > 0)
+        worker.stop()  # phase one: stop reading; what it holds is finished, written and acked
+        summary = await task
+        held = summary.answered
+        assert summary.left_pending == 0 and held >= 1
+        # What the stopped worker never read is still in the stream for the next worker.
+        successor, task2 = start_worker(redis, names, FakeScorer())
+        results = await asyncio.gather(*calls)
+    successor.stop()
+    s2 = await task2
+    assert len(results) == 24
+    assert held + s2.answered == 24 and client.stats.duplicates == 0
+
+
+async def test_hot_reload_swaps_model_without_dropping(redis: Redis, names: StreamNames) -> None:
+    loaded: list[str] = []
+
+    def loader(path: str) -> FakeScorer:
+        loaded.append(path)
+        return FakeScorer(version=f"fake-{path}")
+
+    worker, task = start_worker(redis, names, FakeScorer(), loader=loader)
+    async with RedisScoreClient(redis, names=names) as client:
+        first = await client.score("hi", timeout=10)
+        stream = [asyncio.create_task(client.score(f"during {i}", timeout=10)) for i in range(50)]
+        await wait_until(lambda: _subscribed(redis, names.reload_channel))
+        await redis.publish(names.reload_channel, "v2")
+        await wait_until(lambda: worker.summary.reloads == 1)
+        during = await asyncio.gather(*stream)
+        after = await client.score("hi", timeout=10)
+    worker.stop()
+    await task
+    assert first.model_version == "fake-1" and after.model_version == "fake-v2"
+    assert loaded == ["v2"] and len(during) == 50
+    assert first.scores == after.scores
+
+
+async def _subscribed(redis: Redis, channel: str) -> bool:
+    counts = await redis.pubsub_numsub(channel)
+    return bool(counts and counts[0][1] > 0)
