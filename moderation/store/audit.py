@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from moderation.domain import AuditEntry
@@ -23,14 +23,18 @@ from moderation.store.chain import (
 from moderation.store.schema import audit_log
 
 _APPEND_ATTEMPTS = 20
+#: Advisory lock key serialising audit appends on Postgres (any constant unique to this use).
+_PG_AUDIT_LOCK = 0x63686D_0A0D17
 
 
 class AuditMixin(SqlBase):
     async def append(self, entry: AuditEntry) -> None:
         """Append an entry, chained to the current head.
 
-        ``prev_hash`` is unique, so when two writers race for the same head (Postgres; SQLite
-        serialises writers) one insert fails and is retried on the new head.
+        Appends are serialised: SQLite by its write lock (BEGIN IMMEDIATE), Postgres by a
+        transaction-scoped advisory lock. ``prev_hash`` is unique as well, so should two writers
+        still race for the same head (another writer not taking the lock), one insert fails and is
+        retried on the new head; the chain never forks.
         """
         actor = clean_text(entry.actor)
         subject = clean_text(entry.subject)
@@ -39,6 +43,8 @@ class AuditMixin(SqlBase):
         for attempt in range(_APPEND_ATTEMPTS):
             try:
                 async with self._write() as s:
+                    if s.get_bind().dialect.name == "postgresql":
+                        await s.execute(select(func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
                     tip = (
                         await s.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1))
                     ).scalar_one_or_none() or GENESIS
