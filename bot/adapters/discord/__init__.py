@@ -4,6 +4,18 @@
 carries out decisions; ``views.py`` and ``commands.py`` are what moderators, admins and members use.
 """
 
-from bot.adapters.discord.bot import ChatmodDiscordBot, MissingIntents, build_discord_bot, required_intents
+from bot.adapters.discord.bot import (
+    ChatmodDiscordBot,
+    DiscordStartupError,
+    MissingIntents,
+    build_discord_bot,
+    required_intents,
+)
 
-__all__ = ["ChatmodDiscordBot", "MissingIntents", "build_discord_bot", "required_intents"]
+__all__ = [
+    "ChatmodDiscordBot",
+    "DiscordStartupError",
+    "MissingIntents",
+    "build_discord_bot",
+    "required_intents",
+]

@@ -90,8 +90,9 @@ class DeleteBatcher:
             if len(chunk) == 1:
                 single.extend(chunk)
                 continue
+            ids_: list[str | int] = list(chunk)
             try:
-                await call("delete", http.delete_messages(channel_id, chunk, reason="chatmod: moderation"))
+                await call("delete", http.delete_messages(channel_id, ids_, reason="chatmod: moderation"))
                 log.info("bulk-deleted %d messages in channel %s", len(chunk), channel_id)
             except PlatformActionFailed as exc:
                 if exc.status not in (400, 404):
@@ -257,8 +258,7 @@ class DiscordActions:
     async def _find_review_post(self, case: Case) -> discord.PartialMessage | discord.Message | None:
         known = self._review_posts.get(case.id)
         if known is not None:
-            channel = self._client.get_partial_messageable(known[0])
-            return channel.get_partial_message(known[1])
+            return self._client.get_partial_messageable(known[0]).get_partial_message(known[1])
         # After a restart: look for our post in the review channel's recent history (bounded).
         channel = await self._review_channel(case.server_id)
         if channel is None:
@@ -275,19 +275,21 @@ class DiscordActions:
             log.warning("could not search review channel for case %s: %s", case.id, exc)
         return None
 
-    async def _review_channel(self, server_id: str) -> discord.abc.Messageable | None:
+    async def _review_channel(
+        self, server_id: str
+    ) -> discord.TextChannel | discord.PartialMessageable | None:
         policy = await self._policies.get_policy(Platform.DISCORD, server_id)
         if policy.review_channel_id is None:
             return None
         channel = self._client.get_channel(int(policy.review_channel_id))
-        if channel is None:
-            return self._client.get_partial_messageable(
-                int(policy.review_channel_id), guild_id=int(server_id)
-            )
-        return channel  # type: ignore[return-value]
+        if isinstance(channel, discord.TextChannel):
+            return channel
+        return self._client.get_partial_messageable(int(policy.review_channel_id), guild_id=int(server_id))
 
     async def alert_admins(self, server_id: str, message: str) -> None:
-        channel = await self._review_channel(server_id)
+        channel: discord.TextChannel | discord.PartialMessageable | None = await self._review_channel(
+            server_id
+        )
         if channel is None:
             guild = self._client.get_guild(int(server_id))
             channel = guild.system_channel if guild is not None else None

@@ -47,7 +47,11 @@ class _SystemClock:
         return datetime.now(UTC)
 
 
-class MissingIntents(ModerationError):
+class DiscordStartupError(ModerationError):
+    """The bot cannot start: no token, or Discord refused the connection."""
+
+
+class MissingIntents(DiscordStartupError):
     """Discord refused the gateway connection: a privileged intent is not enabled for the application."""
 
 
@@ -125,7 +129,7 @@ class ChatmodDiscordBot(discord.Client):
         """Log in and stay connected until closed (``chatmod run``)."""
         token = self.settings.token.get_secret_value()
         if not token:
-            raise MissingIntents("no Discord token: set CHATMOD_DISCORD__TOKEN in the environment")
+            raise DiscordStartupError("no Discord token: set CHATMOD_DISCORD__TOKEN in the environment")
         try:
             async with self:
                 await self.start(token)

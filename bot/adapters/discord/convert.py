@@ -6,7 +6,7 @@ Nothing past this module sees a ``discord.Message`` or ``discord.Member``: the b
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import discord
 
@@ -116,11 +116,3 @@ def message_version(
         channel_name=getattr(message.channel, "name", "") or "",
         delivery_id=delivery_id,
     )
-
-
-def snowflake(value: str | int) -> int:
-    return int(value)
-
-
-def snowflake_time(value: str | int) -> datetime:
-    return discord.utils.snowflake_time(int(value))
