@@ -123,3 +123,34 @@ async def test_click_on_unknown_case_is_answered(harness, fake_api):
     await harness.click("chatmod_restore", 99)
     assert "not found" in fake_api.to("chat.postEphemeral")[-1]["text"]
     assert harness.store.overrides == []
+
+
+async def test_without_usergroups_scope_only_configured_moderators_count(harness, fake_api):
+    fake_api.fail("usergroups.list", "missing_scope", times=5)
+    await harness.message()
+    card_ts = _card_ts(harness, 1)
+    await harness.click("chatmod_dismiss", 1, user=GROUP_MOD, message_ts=card_ts)
+    assert harness.store.cases[1].status == "open"
+    await harness.click("chatmod_dismiss", 1, user=MOD, message_ts=card_ts)
+    assert harness.store.cases[1].verdict is Verdict.DISMISS
+
+
+async def test_moderator_status_is_rechecked_at_click_time(harness, fake_api):
+    """Group membership is re-read for privileged actions (max 30 s old), not the 5-minute message cache."""
+    now = [0.0]
+    harness.adapter.directory._clock = lambda: now[0]
+    await harness.message()  # caches the groups (U0GROUPMOD is a moderator)
+    original = fake_api._default
+
+    def no_members(method, params):
+        body = original(method, params)
+        if method == "usergroups.list":
+            for group in body["usergroups"]:
+                group["users"] = []
+        return body
+
+    fake_api._default = no_members  # U0GROUPMOD was removed from @mods
+    now[0] = 31.0
+    await harness.click("chatmod_restore", 1, user=GROUP_MOD, message_ts=_card_ts(harness, 1))
+    assert harness.store.cases[1].status == "open"
+    assert [e.actor for e in harness.store.audit if e.action == "permission.denied"] == ["slack:U0GROUPMOD"]

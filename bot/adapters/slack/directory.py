@@ -7,6 +7,7 @@ fresh view (``max_age``), so removing someone from the group takes effect within
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class SlackDirectory:
         self._clock = clock
         self._groups: dict[str, _Groups] = {}
         self._disabled_until = 0.0
+        self._refresh = asyncio.Lock()  # one usergroups.list at a time, not one per concurrent event
 
     async def member(
         self,
@@ -65,6 +67,10 @@ class SlackDirectory:
         )
 
     async def _groups_for(self, team_id: str, max_age: float | None) -> _Groups | None:
+        async with self._refresh:
+            return await self._refresh_groups(team_id, max_age)
+
+    async def _refresh_groups(self, team_id: str, max_age: float | None) -> _Groups | None:
         now = self._clock()
         cached = self._groups.get(team_id)
         limit = self._ttl if max_age is None else min(max_age, self._ttl)

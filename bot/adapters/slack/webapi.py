@@ -120,7 +120,7 @@ class Pacer:
         limit = self._limits.get(method)
         if limit is None:
             return
-        key = (method, channel or "" if limit.per_channel else "")
+        key = (method, (channel or "") if limit.per_channel else "")
         self._buckets[key], delay = take(self._buckets.get(key), limit, self._clock())
         if delay > 0:
             self.waited += delay
@@ -154,36 +154,54 @@ RETRYABLE = frozenset(
 )
 
 
-def to_action_failed(action: str, method: str, exc: Exception) -> PlatformActionFailed:
+class SlackActionFailed(PlatformActionFailed):
+    """A Web API call failed; ``slack_error`` is Slack's error code (None for transport failures)."""
+
+    def __init__(
+        self,
+        action: str,
+        message: str,
+        *,
+        slack_error: str | None,
+        retryable: bool = False,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(action, message, retryable=retryable, status=status)
+        self.slack_error = slack_error
+
+
+def to_action_failed(action: str, method: str, exc: Exception) -> SlackActionFailed:
     """Map slack_sdk/aiohttp failures to the core's typed error (status: 403, 404, 429, 5xx or None)."""
     if isinstance(exc, SlackApiError):
         code = str(exc.response.get("error", "unknown_error"))
         http_status = exc.response.status_code
         if http_status == 429 or code == "ratelimited":
-            retry_after = exc.response.headers.get("retry-after") or exc.response.headers.get("Retry-After")
-            err = PlatformActionFailed(
-                action, f"{method} rate limited (Retry-After {retry_after})", retryable=True, status=429
+            headers = {k.lower(): v for k, v in exc.response.headers.items()}
+            retry_after = headers.get("retry-after")
+            return SlackActionFailed(
+                action,
+                f"{method} rate limited (Retry-After {retry_after})",
+                slack_error=code,
+                retryable=True,
+                status=429,
             )
-        elif code in FORBIDDEN:
-            err = PlatformActionFailed(action, f"{method}: {code}", retryable=False, status=403)
-        elif code in NOT_FOUND:
-            err = PlatformActionFailed(action, f"{method}: {code}", retryable=False, status=404)
-        elif code in RETRYABLE or http_status >= 500:
-            err = PlatformActionFailed(action, f"{method}: {code}", retryable=True, status=http_status)
-        else:
-            err = PlatformActionFailed(action, f"{method}: {code}", retryable=False, status=http_status)
-        err.slack_error = code  # type: ignore[attr-defined]
-    elif isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | SlackClientError):
-        err = PlatformActionFailed(action, f"{method}: {type(exc).__name__}: {exc}", retryable=True)
-        err.slack_error = None  # type: ignore[attr-defined]
-    else:  # pragma: no cover - programming errors are not platform failures
-        raise exc
-    err.__cause__ = exc
-    return err
+        if code in FORBIDDEN:
+            return SlackActionFailed(action, f"{method}: {code}", slack_error=code, status=403)
+        if code in NOT_FOUND:
+            return SlackActionFailed(action, f"{method}: {code}", slack_error=code, status=404)
+        retryable = code in RETRYABLE or http_status >= 500
+        return SlackActionFailed(
+            action, f"{method}: {code}", slack_error=code, retryable=retryable, status=http_status
+        )
+    if isinstance(exc, aiohttp.ClientError | TimeoutError | SlackClientError):
+        return SlackActionFailed(
+            action, f"{method}: {type(exc).__name__}: {exc}", slack_error=None, retryable=True
+        )
+    raise TypeError(f"not a Slack API failure: {exc!r}") from exc
 
 
 def slack_error(exc: PlatformActionFailed) -> str | None:
-    return getattr(exc, "slack_error", None)
+    return exc.slack_error if isinstance(exc, SlackActionFailed) else None
 
 
 class SlackApi:
