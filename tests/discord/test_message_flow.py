@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from moderation.domain import Action, Member, Platform, Role
@@ -227,3 +228,40 @@ async def test_commands_are_guild_synced_with_default_permissions(h: Harness) ->
     subs = {o["name"] for o in by_name["config"]["options"]}
     assert {"show", "threshold", "action", "auto", "exempt", "allow-term", "ladder", "review-channel"} <= subs
     assert re.fullmatch(r"fake-token", h.bot.http.token or "")
+
+
+async def test_missing_bot_permissions_degrade_to_escalate(api, store) -> None:
+    from tests.discord.conftest import set_review_channel, start_bot
+
+    guild = load("guild_create")
+    bot_role = next(r for r in guild["roles"] if r["name"] == "chatmod")
+    bot_role["permissions"] = str(1024 | 2048 | 16384 | 65536)  # invited without Manage Messages/Timeout
+    h = await start_bot(api, store, ready=False)
+    h.dispatch("READY", load("ready"))
+    h.dispatch("GUILD_CREATE", guild)
+    await h.bot.wait_until_ready()
+    await set_review_channel(h)
+    await auto_on(h)
+
+    await h.send("what the fuck")
+    case = await store.get_case(1)
+    assert case.decision.action is Action.ESCALATE and case.decision.degraded_from is Action.DELETE
+    assert per_message_counts(api.calls) == {}
+    assert len(review_posts(h)) == 1
+    await h.bot.close()
+
+
+async def test_close_drains_in_flight_messages(h: Harness) -> None:
+    data = h.message("you are an idiot")
+    h.dispatch("MESSAGE_CREATE", data)
+    await asyncio.sleep(0)  # discord.py's dispatch task runs on_message, which starts our task
+    assert len(h.bot._tasks) == 1
+    await h.bot.close()  # stop intake, then finish what was already received
+    assert (await h.store.get_case(1)).decision.action is Action.HOLD
+    assert per_message_counts(h.api.calls) == {data["id"]: 1} and len(review_posts(h)) == 1
+
+    async def late() -> None:
+        raise AssertionError("ran after close")
+
+    assert h.bot.spawn(late(), None, "chatmod-late") is None  # intake stopped: left for the next backfill
+    assert h.bot.stats["dropped_at_shutdown"] == 1

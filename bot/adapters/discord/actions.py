@@ -235,9 +235,10 @@ class DiscordActions:
 
     async def add_evidence(self, case: Case, evidence: dict[str, tuple[str, ...]]) -> None:
         """Add the words that drove the scores to a case's review post (known once scoring returned)."""
-        post = await self._find_review_post(case)
-        if post is None or not evidence:
+        known = self._review_posts.get(case.id)  # only a post made by this process moments ago
+        if known is None or not evidence:
             return
+        post = self._client.get_partial_messageable(known[0]).get_partial_message(known[1])
         await call("escalate", post.edit(embed=render.review_embed(case, evidence)))
 
     async def resolve_review(self, case: Case, verdict: Verdict, moderator: Member) -> None:

@@ -159,7 +159,13 @@ class ChatmodDiscordBot(discord.Client):
             await asyncio.gather(*not_done, return_exceptions=True)
             log.warning("cancelled %d event tasks still running at shutdown", len(not_done))
 
-    def spawn(self, coro: Coroutine[Any, Any, None], guild_id: int | None, name: str) -> asyncio.Task[None]:
+    def spawn(
+        self, coro: Coroutine[Any, Any, None], guild_id: int | None, name: str
+    ) -> asyncio.Task[None] | None:
+        if self._closing:  # intake stopped: the next session's backfill picks the message up
+            coro.close()
+            self.stats["dropped_at_shutdown"] += 1
+            return None
         task = asyncio.create_task(self._bounded(coro, guild_id), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
