@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from moderation.store.engine import WRITE
 from moderation.store.types import utcnow
@@ -57,18 +59,30 @@ class SqlBase:
             raise ValueError("retention must be positive")
         self._sessions = session_factory
         self._engine = engine
+        bind = session_factory.kw.get("bind")
+        # An in-memory SQLite database lives on one shared connection (StaticPool), which cannot
+        # hold two transactions at once: sessions take turns.
+        self._one_at_a_time = asyncio.Lock() if isinstance(getattr(bind, "pool", None), StaticPool) else None
         self.retention = retention
         self._clock = clock
 
     @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self._one_at_a_time is None:
+            yield
+            return
+        async with self._one_at_a_time:
+            yield
+
+    @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
+        async with self._turn(), self._sessions() as session:
             yield session
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
         """A session in a write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
-        async with self._sessions() as session:
+        async with self._turn(), self._sessions() as session:
             await session.connection(execution_options=WRITE)
             try:
                 yield session

@@ -83,3 +83,19 @@ async def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> No
             assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
             assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
             assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() > 0
+
+
+async def test_in_memory_sqlite_is_migrated_through_the_engine_and_serialises_sessions() -> None:
+    async with open_store("sqlite+aiosqlite://") as store:
+        assert store.engine is not None
+        await migrations.upgrade(store.engine)  # a URL would open (and lose) another in-memory database
+        assert await migrations.current(store.engine) == migrations.head()
+        results = await asyncio.gather(
+            *(store.record_decision(msg(), scores(), hold(), T0) for _ in range(5))
+        )
+        assert sum(created for _, created in results) == 1
+        distinct = await asyncio.gather(
+            *(store.record_decision(msg(f"x{i}"), scores(), hold(), T0) for i in range(5))
+        )
+        assert all(created for _, created in distinct)
+        assert len(await store.list_cases()) == 6
