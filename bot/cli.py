@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bot.commands.web",  # api, demo
     "bot.commands.run",  # run (Discord/Slack adapters)
     "bot.commands.db",  # db upgrade/downgrade/current
+    "bot.commands.retrain",  # retrain (now or on a schedule)
 )
 
 log = logging.getLogger("chatmod")
