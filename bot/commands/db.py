@@ -1,10 +1,12 @@
-"""``chatmod db``: apply, revert and inspect the database migrations."""
+"""``chatmod db``: migrations (upgrade, downgrade, current) and data maintenance (purge-text,
+erase-user, verify-audit)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +29,22 @@ def _resolve_url(database_url: str | None, config: str | None) -> str:
     from bot.settings import load_settings
 
     return load_settings(config).database.url
+
+
+def _open(database_url: str | None, config: str | None) -> Any:
+    """A SqlStore configured from the settings (retention, erasure salt), at ``database_url`` if given."""
+    from bot.settings import load_settings
+    from moderation.store import open_store
+
+    database = load_settings(config).database
+    salt = getattr(database, "erasure_salt", None)  # a SecretStr once settings carry one
+    if salt is not None and hasattr(salt, "get_secret_value"):
+        salt = salt.get_secret_value()
+    return open_store(
+        database_url or database.url,
+        retention=timedelta(days=database.retention_days),
+        erasure_salt=salt or None,
+    )
 
 
 def _redacted(url: str) -> str:
@@ -81,5 +99,69 @@ def register(app: typer.Typer) -> None:
         head = migrations.head()
         state = "up to date" if rev == head else "needs `chatmod db upgrade`"
         typer.echo(f"{_redacted(url)}: at revision {rev or 'base (empty)'}; head is {head} ({state})")
+
+    @db.command("purge-text")
+    def purge_text(database_url: DatabaseUrl = None, config: ConfigPath = None) -> None:
+        """Erase message texts older than the retention window (database.retention_days)."""
+
+        async def run() -> int:
+            async with _open(database_url, config) as store:
+                n: int = await store.purge_expired_text(datetime.now(UTC))
+                return n
+
+        typer.echo(f"purged {asyncio.run(run())} text(s)")
+
+    @db.command("erase-user")
+    def erase_user(
+        platform: Annotated[str, typer.Argument(help="discord, slack, demo or api.")],
+        user_id: Annotated[str, typer.Argument(help="The member's platform user id.")],
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+        database_url: DatabaseUrl = None,
+        config: ConfigPath = None,
+    ) -> None:
+        """Erase one member's texts and ids (decision counts are kept). Cannot be undone."""
+        from moderation.domain import Platform
+
+        try:
+            where = Platform(platform)
+        except ValueError:
+            raise typer.BadParameter(f"unknown platform {platform!r}", param_hint="PLATFORM") from None
+        if not yes:
+            typer.confirm(f"Erase all personal data of {where.value}:{user_id}?", abort=True)
+
+        async def run() -> Any:
+            async with _open(database_url, config) as store:
+                return await store.delete_data_for_user(where, user_id)
+
+        report = asyncio.run(run())
+        typer.echo(
+            f"erased {where.value}:{user_id} -> {report.pseudonym}: {report.messages} message(s), "
+            f"{report.cases} case(s), {report.appeals} appeal(s), {report.strikes} strike(s), "
+            f"{report.overrides} override(s), {report.audit_entries} audit entr(ies)"
+        )
+
+    @db.command("verify-audit")
+    def verify_audit(
+        expected_head: Annotated[
+            str | None, typer.Option("--expected-head", help="A head hash recorded earlier.")
+        ] = None,
+        database_url: DatabaseUrl = None,
+        config: ConfigPath = None,
+    ) -> None:
+        """Check the audit log's hash chain; exit status 1 if it was tampered with."""
+
+        async def run() -> Any:
+            async with _open(database_url, config) as store:
+                return await store.verify_chain(expected_head)
+
+        result = asyncio.run(run())
+        if result.ok:
+            typer.echo(f"audit log intact: {result.checked} entries, head {result.head}")
+            return
+        typer.echo(
+            f"audit log TAMPERED: {result.reason} (row {result.bad_id}); {result.checked} entries verified",
+            err=True,
+        )
+        raise typer.Exit(1)
 
     app.add_typer(db, name="db")

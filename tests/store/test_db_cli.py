@@ -60,3 +60,46 @@ def test_migrations_are_found_from_any_working_directory(tmp_path: Path, monkeyp
     result = CliRunner().invoke(make_app(), ["db", "upgrade", "-d", "sqlite+aiosqlite:///here.db"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "here.db").exists()
+
+
+def test_maintenance_commands(tmp_path: Path) -> None:
+    from moderation.domain import AuditEntry
+    from moderation.store import open_store
+    from tests.store.helpers import T0, hold, msg, scores
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
+    runner = CliRunner()
+    app = make_app()
+    assert runner.invoke(app, ["db", "upgrade", "-d", url]).exit_code == 0
+
+    async def seed() -> None:
+        async with open_store(url) as store:
+            await store.record_decision(msg(), scores(), hold(), T0)  # long past the 30-day window
+            await store.append(AuditEntry(T0, "discord:alice", "appeal.submit", "g1", "1", {}))
+
+    asyncio.run(seed())
+
+    result = runner.invoke(app, ["db", "verify-audit", "-d", url])
+    assert result.exit_code == 0 and "intact: 1 entries" in result.output
+
+    result = runner.invoke(app, ["db", "purge-text", "-d", url])
+    assert result.exit_code == 0 and "purged 1 text(s)" in result.output
+
+    result = runner.invoke(app, ["db", "erase-user", "discord", "alice", "-d", url], input="n\n")
+    assert result.exit_code == 1  # declined
+    result = runner.invoke(app, ["db", "erase-user", "nowhere", "alice", "--yes", "-d", url])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["db", "erase-user", "discord", "alice", "--yes", "-d", url])
+    assert result.exit_code == 0, result.output
+    assert "1 case(s)" in result.output and "1 audit entr(ies)" in result.output
+
+    async def check() -> tuple[str, str | None]:
+        async with open_store(url) as store:
+            case = await store.get_case(1)
+            return case.author.user_id, case.text
+
+    user_id, text = asyncio.run(check())
+    assert user_id.startswith("erased:") and text is None
+    assert runner.invoke(app, ["db", "verify-audit", "-d", url]).exit_code == 0
+    tampered = runner.invoke(app, ["db", "verify-audit", "-d", url, "--expected-head", "0" * 64])
+    assert tampered.exit_code == 1 and "TAMPERED" in tampered.output
