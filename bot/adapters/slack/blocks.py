@@ -34,13 +34,23 @@ _ACTION_WORDS = {
 }
 
 
-def quote(text: str | None) -> str:
+def clip(text: str, limit: int) -> str:
+    """Cut mrkdwn to ``limit`` characters without splitting an &-entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", max(0, len(cut) - 5))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def quote(text: str | None, limit: int = _MAX_QUOTE) -> str:
+    """A member's text as a mrkdwn block quote (escaped, so it cannot ping anyone), within ``limit``."""
     if text is None:
         return "_(text erased after the retention window)_"
-    text = escape(text)
-    if len(text) > _MAX_QUOTE:
-        text = text[:_MAX_QUOTE] + "…"
-    return "\n".join("> " + line for line in (text.splitlines() or [""]))
+    quoted = "\n".join("> " + line for line in (escape(text).splitlines() or [""]))
+    return clip(quoted, limit)
 
 
 def _section(text: str) -> Block:
@@ -68,9 +78,10 @@ def evidence_text(evidence: Mapping[str, Sequence[str]]) -> str:
     for label, ws in evidence.items():
         for w in ws:
             words.setdefault(w, []).append(label)
-    return ", ".join(
+    text = ", ".join(
         f"`{escape(w)}` ({', '.join(sorted(set(labels)))})" for w, labels in sorted(words.items())
     )
+    return clip(text, 2_000)
 
 
 def review_card(
@@ -169,7 +180,7 @@ def notice(case: Case, n: Notice, *, degraded: bool) -> tuple[str, list[Block]]:
         head += f" ({LABEL_DESCRIPTIONS.get(n.category, n.category)})"
     if degraded:
         head += ". Moderators will review it"
-    lines = [head + ".", f"Rule: {escape(n.rule)}" if n.rule else "", quote(n.text)]
+    lines = [head + ".", f"Rule: {escape(n.rule)}" if n.rule else "", quote(n.text, 2_400)]
     blocks: list[Block] = [_section("\n".join(line for line in lines if line))]
     if n.appealable:
         blocks.append(
@@ -213,7 +224,7 @@ def repost(case: Case) -> tuple[str, list[Block]]:
     return (
         f"Restored message from <@{case.author.user_id}>: {text}"[:3000],
         [
-            _section(text[:_MAX_QUOTE] or " "),
+            _section(clip(text, _MAX_QUOTE) or " "),
             _context(f"Originally posted by <@{case.author.user_id}> · restored by a moderator after review"),
         ],
     )
