@@ -157,3 +157,23 @@ async def test_review_channel_unset_falls_back_to_admin_dms(fake_api):
         assert REVIEW not in [c["channel"] for c in fake_api.to("chat.postMessage")]
     finally:
         await h.close()
+
+
+async def test_slow_appeal_submission_closes_modal_and_confirms_by_dm(fake_api):
+    h = await make_harness(fake_api, admin=True, inline_reply_s=0.05)
+    real = h.service.submit_appeal
+
+    async def slow_submit(*args, **kwargs):
+        await asyncio.sleep(0.3)
+        return await real(*args, **kwargs)
+
+    h.service.submit_appeal = slow_submit  # type: ignore[method-assign]
+    try:
+        await h.message()
+        resp = await h.dispatch(*interaction_request(load("view_submission_appeal")))
+        assert resp.status == 200 and not resp.body  # modal closed within the budget
+        await h.adapter.tasks.drain()
+        assert h.store.appeals[1].case_id == 1
+        assert "Appeal #1 on case #1 submitted" in fake_api.to("chat.postMessage")[-1]["text"]
+    finally:
+        await h.close()

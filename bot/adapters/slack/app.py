@@ -26,16 +26,18 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.adapters.slack import blocks, commands, convert
-from bot.adapters.slack.actions import ReviewPost, SlackActions
+from bot.adapters.slack import blocks, convert
+from bot.adapters.slack.actions import SlackActions
 from bot.adapters.slack.dedupe import RecentIds
 from bot.adapters.slack.directory import SlackDirectory
+from bot.adapters.slack.executor import Executor
+from bot.adapters.slack.interactions import Interactions
 from bot.adapters.slack.tasks import Overloaded, TaskRunner
 from bot.adapters.slack.verify import SlackSignatureCheck
 from bot.adapters.slack.webapi import Pacer, SlackApi, web_client
 from bot.settings import SlackSettings
 from moderation.domain import Platform
-from moderation.errors import InvalidTransition, NotFound, PermissionDenied, PlatformActionFailed
+from moderation.errors import PlatformActionFailed
 from moderation.service import ModerationService
 
 log = logging.getLogger(__name__)
@@ -93,8 +95,15 @@ class SlackAdapter:
         service.register_actions(Platform.SLACK, self.actions)
         self.tasks = TaskRunner(max_concurrency=max_concurrency, max_pending=max_pending)
         self.recent = recent_ids or RecentIds()
-        self.executor = commands.Executor(service, now)
-        self._inline_reply_s = inline_reply_s
+        self.interactions = Interactions(
+            service,
+            self.api,
+            self.directory,
+            self.actions,
+            self.tasks,
+            Executor(service, now),
+            inline_reply_s=inline_reply_s,
+        )
         self._own_ids: set[str] = set()
         self._socket: Any = None
         self._stopped: asyncio.Event | None = None
@@ -121,10 +130,10 @@ class SlackAdapter:
         app = self.app
         app.middleware(self._drop_redeliveries)
         app.event("message")(self._on_message)
-        app.action(_REVIEW_ACTIONS)(self._on_review_click)
-        app.action(blocks.APPEAL)(self._on_appeal_click)
-        app.view(blocks.APPEAL_MODAL)(self._on_appeal_submit)
-        app.command("/chatmod")(self._on_command)
+        app.action(_REVIEW_ACTIONS)(self.interactions.on_review_click)
+        app.action(blocks.APPEAL)(self.interactions.on_appeal_click)
+        app.view(blocks.APPEAL_MODAL)(self.interactions.on_appeal_submit)
+        app.command("/chatmod")(self.interactions.on_command)
         app.error(self._on_error)
 
     async def _drop_redeliveries(self, req: Any, body: dict[str, Any], next: Callable[[], Any]) -> Any:
@@ -175,144 +184,6 @@ class SlackAdapter:
                 await self.actions.attach_evidence(case, evidence)
             except PlatformActionFailed as exc:
                 log.warning("case %s: could not add evidence to the review card: %s", case.id, exc)
-
-    # ------------------------------------------------------------------ review buttons
-
-    async def _on_review_click(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
-        self._spawn("slack-review-click", self._review_click(body))
-
-    async def _review_click(self, body: dict[str, Any]) -> None:
-        click = convert.button_click(body)
-        actor = convert.actor_from_interaction(body)
-        if click is None:
-            return
-        verdict = blocks.REVIEW_BUTTONS[click.action_id]
-        case_id = convert.parse_case_id(click.value)
-        # Re-check the clicker now (fresh group membership): the button is visible to the whole channel.
-        moderator = await self.directory.member(actor.team_id, actor.user_id, max_age=30)
-        try:
-            case = await self.service.store.get_case(case_id) if case_id is not None else None
-        except NotFound:
-            case = None
-        if case is None or case.key.platform is not Platform.SLACK or case.server_id != actor.team_id:
-            await self._tell(click.channel_id, actor.user_id, f"Case {click.value} not found.")
-            return
-        if click.channel_id and click.message_ts:
-            known = self.actions.posts.get(case.id)
-            self.actions.posts.put(
-                case.id, ReviewPost(click.channel_id, click.message_ts, known.evidence if known else {})
-            )
-        if case.status == "resolved":
-            await self._tell(
-                click.channel_id,
-                actor.user_id,
-                f"Case #{case.id} is already resolved ({case.verdict.value if case.verdict else '?'}); "
-                f"use `/chatmod override {case.id} …` to change the verdict.",
-            )
-            return
-        try:
-            await self.service.apply_override(case.id, moderator, verdict)
-        except PermissionDenied:  # the service has audited the refusal
-            await self._tell(click.channel_id, actor.user_id, "Only chatmod moderators can review cases.")
-        else:
-            log.info("case %s: %s by slack:%s via button", case.id, verdict.value, actor.user_id)
-
-    async def _tell(self, channel: str | None, user_id: str, text: str) -> None:
-        try:
-            if channel:
-                await self.api.call("reply", "chat.postEphemeral", channel=channel, user=user_id, text=text)
-            else:
-                await self.api.call("reply", "chat.postMessage", channel=user_id, text=text)
-        except PlatformActionFailed as exc:
-            log.warning("could not tell %s: %s", user_id, exc)
-
-    # ------------------------------------------------------------------ appeals
-
-    async def _on_appeal_click(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
-        click = convert.button_click(body)
-        case_id = convert.parse_case_id(click.value) if click else None
-        if click is None or case_id is None or not click.trigger_id:
-            return
-        trigger_id = click.trigger_id
-        self._spawn(
-            "slack-appeal-open",
-            self.api.call("appeal", "views.open", trigger_id=trigger_id, view=blocks.appeal_modal(case_id)),
-        )
-
-    async def _on_appeal_submit(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        actor = convert.actor_from_interaction(body)
-        case_id = convert.parse_case_id(view.get("private_metadata", ""))
-        values = view.get("state", {}).get("values", {})
-        text = ((values.get(blocks.APPEAL_INPUT_BLOCK) or {}).get(blocks.APPEAL_INPUT_ACTION) or {}).get(
-            "value"
-        )
-        if case_id is None or not (text or "").strip():
-            await ack(response_action="errors", errors={blocks.APPEAL_INPUT_BLOCK: "Say why, please."})
-            return
-        member = await self.directory.member(actor.team_id, actor.user_id)
-        try:
-            case = await self.service.store.get_case(case_id)
-            if case.server_id != actor.team_id:
-                raise NotFound("case", case_id)
-            appeal = await self.service.submit_appeal(case_id, member, text or "")
-        except PermissionDenied:
-            await ack(
-                response_action="errors",
-                errors={blocks.APPEAL_INPUT_BLOCK: "Only the author of the message can appeal it."},
-            )
-            return
-        except (InvalidTransition, NotFound) as exc:
-            await ack(response_action="errors", errors={blocks.APPEAL_INPUT_BLOCK: str(exc)[:150]})
-            return
-        await ack()
-        self._spawn(
-            "slack-appeal-ack",
-            self._tell(None, actor.user_id, f"Appeal #{appeal.id} on case #{case_id} submitted."),
-        )
-
-    # ------------------------------------------------------------------ /chatmod
-
-    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        actor = convert.actor_from_interaction(body)
-        try:
-            command = commands.parse(body.get("text", ""))
-        except commands.UsageError as exc:
-            await ack(response_type="ephemeral", text=str(exc))
-            return
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-        async def work() -> None:
-            try:
-                member = await self.directory.member(actor.team_id, actor.user_id, max_age=30)
-                text = await self.executor.run(command, member, actor.team_id)
-            except Exception:
-                log.exception("/chatmod %s failed", command.name)
-                text = ":x: Something went wrong; the error is in chatmod's log."
-            if not answer.done():
-                answer.set_result(text)
-            else:  # took longer than the inline budget: reply through response_url
-                await respond(response_type="ephemeral", text=text)
-
-        try:
-            self.tasks.spawn(f"slack-command-{command.name}", work())
-        except Overloaded:
-            await ack(response_type="ephemeral", text="chatmod is busy; try again in a minute.")
-            return
-        try:
-            text = await asyncio.wait_for(asyncio.shield(answer), self._inline_reply_s)
-        except TimeoutError:
-            text = answer.result() if not answer.cancel() else "Working on it…"
-        await ack(response_type="ephemeral", text=text)
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _spawn(self, name: str, coro: Any) -> None:
-        try:
-            self.tasks.spawn(name, coro)
-        except Overloaded as exc:
-            log.error("slack overloaded: %s dropped (%s)", name, exc)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("slack listener error (%s): %s", body.get("type"), error, exc_info=error)
