@@ -64,7 +64,7 @@ async def compose_web(
     """Build store, scorer, service, web context and app; close them all on exit."""
     from prometheus_client import CollectorRegistry
 
-    from bot.compose import SystemClock, batch_policy, build_text_scorer, open_database
+    from bot.compose import SystemClock, open_database
     from bot.settings import DatabaseSettings
     from bot.web.app import create_app
     from bot.web.context import ApiMetrics, Limits, WebContext
@@ -84,7 +84,6 @@ async def compose_web(
         store = await stack.enter_async_context(open_database(db_settings))
         extra["db_seconds"] = time.perf_counter() - t0
 
-        text_scorer: Any = None
         not_used: dict[str, str] = {}
         health: dict[str, Any] = {}
         if settings.worker.transport == "redis" and not demo:
@@ -97,22 +96,7 @@ async def compose_web(
             health["redis"] = _redis_check(settings.redis.url)
             depth: Callable[[], int] = lambda: 0  # noqa: E731
         else:
-            from moderation.scoring.local import LocalScoreClient
-            from moderation.scoring.metrics import ScoringMetrics
-
-            t1 = time.perf_counter()
-            text_scorer = build_text_scorer(settings.model)
-            extra["model_seconds"] = time.perf_counter() - t1
-            local = LocalScoreClient(
-                text_scorer,
-                batch_policy(settings.worker),
-                default_timeout=settings.worker.score_timeout_s,
-                drain_timeout=settings.worker.drain_timeout_s,
-                metrics=ScoringMetrics(registry),
-            )
-            inner = await stack.enter_async_context(local)
-            version_of = lambda: local.runner.version  # noqa: E731
-            depth = lambda: local.depth  # noqa: E731
+            inner, version_of, depth = await _load_model_in_background(settings, registry, stack, extra)
             not_used["redis"] = "embedded mode: in-process queue, no Redis"
 
         health["database"] = _db_check(store)
@@ -125,8 +109,6 @@ async def compose_web(
             scorer=scorer, store=store, actions={}, clock=clock, score_timeout=settings.worker.score_timeout_s
         )
         model_info: dict[str, object] = {"backend": settings.model.backend}
-        if text_scorer is not None:
-            model_info["device"] = str(getattr(text_scorer, "device", "cpu"))
         ctx = WebContext(
             service=service,
             scorer=scorer,
@@ -142,7 +124,7 @@ async def compose_web(
             ),
             api_key=settings.api.api_key.get_secret_value(),
             admin_token=admin_token,
-            explainer=explainer_for(text_scorer) if text_scorer is not None else None,
+            explainer=_deferred_explainer(inner),
             health_checks=health,
             not_used=not_used,
             scoring_depth=depth,
@@ -172,6 +154,70 @@ async def compose_web(
         app = create_app(ctx, extra_routers=routers, title="chatmod demo" if demo else "chatmod API")
         extra["startup_seconds"] = time.perf_counter() - t0
         yield Composed(ctx, app, extra)
+
+
+async def _load_model_in_background(
+    settings: Settings, registry: Any, stack: AsyncExitStack, extra: dict[str, Any]
+) -> tuple[Any, Callable[[], str], Callable[[], int]]:
+    """Start loading the model in a thread and return at once: the server can listen (and print its
+    URL) while torch and transformers import, which takes seconds on a small CPU box."""
+    from bot.compose import batch_policy, build_text_scorer
+    from bot.web.scoring import DeferredScoreClient
+
+    deferred = DeferredScoreClient()
+
+    async def load() -> None:
+        started = time.perf_counter()
+        try:
+            text_scorer = await asyncio.to_thread(build_text_scorer, settings.model)
+            from moderation.scoring.local import LocalScoreClient
+            from moderation.scoring.metrics import ScoringMetrics
+
+            local = LocalScoreClient(
+                text_scorer,
+                batch_policy(settings.worker),
+                default_timeout=settings.worker.score_timeout_s,
+                drain_timeout=settings.worker.drain_timeout_s,
+                metrics=ScoringMetrics(registry),
+            )
+            await local.start()
+        except Exception as exc:
+            log.exception("could not load the model")
+            deferred.fail(exc)
+            return
+        extra["model_seconds"] = time.perf_counter() - started
+        deferred.set(local, text_scorer, extra["model_seconds"])
+        log.info("model %s ready in %.1fs", text_scorer.version, extra["model_seconds"])
+
+    task = asyncio.create_task(load(), name="chatmod-model-load")
+
+    async def close() -> None:
+        if not task.done():
+            await asyncio.wait([task], timeout=120)
+        client = deferred.client
+        if client is not None:
+            await client.close()  # type: ignore[attr-defined]
+
+    stack.push_async_callback(close)
+    extra["deferred"] = deferred
+
+    def version() -> str:
+        client = deferred.client
+        return client.runner.version if client is not None else "loading"  # type: ignore[attr-defined]
+
+    def depth() -> int:
+        client = deferred.client
+        return client.depth if client is not None else 0  # type: ignore[attr-defined]
+
+    return deferred, version, depth
+
+
+def _deferred_explainer(inner: Any) -> Callable[[str, Any], dict[str, list[tuple[str, float]]]]:
+    def explain(text: str, labels: Any) -> dict[str, list[tuple[str, float]]]:
+        fn = explainer_for(getattr(inner, "scorer", None))
+        return fn(text, labels) if fn is not None else {}
+
+    return explain
 
 
 def _db_check(store: Any) -> Callable[[], Any]:
@@ -286,24 +332,43 @@ def _announce(lines: list[str]) -> None:
     sys.stdout.flush()
 
 
+async def _announce_model(composed: Composed, what: str) -> None:
+    deferred = composed.extra.get("deferred")
+    if deferred is None:
+        return
+    await deferred.wait()
+    if deferred.ready:
+        _announce([f"Model {composed.ctx.model_version} loaded in {deferred.loaded_in:.1f}s: {what}"])
+    else:
+        _announce(["Model failed to load (see the log above): messages are held for review unscored."])
+
+
 async def _run_demo(settings: Settings, database_url: str, host: str, port: int, token: str) -> None:
+    started = time.perf_counter()
     async with compose_web(settings, demo=True, database_url=database_url, admin_token=token) as composed:
-        version = composed.ctx.model_version
-        started = composed.extra["startup_seconds"]
+        announcer: list[asyncio.Task[None]] = []
 
         def on_started(bound: int) -> None:
             base = f"http://{host}:{bound}"
             _announce(
                 [
-                    f"chatmod demo ready in {started:.1f}s (model {version}, database {database_url})",
+                    f"chatmod demo listening after {time.perf_counter() - started:.1f}s "
+                    f"(database {database_url})",
                     f"  Chat:       {base}/   (open several tabs, one name per tab)",
                     f"  Dashboard:  {base}/dashboard   admin token: {token}",
                     f"  API docs:   {base}/docs",
                     "Press Ctrl+C to stop.",
                 ]
             )
+            announcer.append(
+                asyncio.create_task(_announce_model(composed, "every message is now moderated live"))
+            )
 
-        await serve(composed.app, host, port, on_started)
+        try:
+            await serve(composed.app, host, port, on_started)
+        finally:
+            for task in announcer:
+                task.cancel()
 
 
 async def _run_api(settings: Settings, host: str, port: int) -> None:

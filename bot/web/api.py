@@ -222,9 +222,15 @@ def build_api_router(ctx: WebContext) -> APIRouter:
         """Model loaded and answering, database reachable, Redis reachable (when used)."""
         report: dict[str, Any] = {}
         ok = True
+        inner = ctx.scorer.inner
         try:
-            result = await ctx.scorer.inner.score("health check", timeout=5.0)
+            if getattr(inner, "ready", True) is False:
+                raise RuntimeError("the model is still loading")
+            result = await inner.score("health check", timeout=5.0)
+            device = getattr(getattr(inner, "scorer", None), "device", None)
             report["model"] = {"ok": True, "loaded": True, "version": result.model_version, **ctx.model_info}
+            if device is not None:
+                report["model"]["device"] = str(device)
         except Exception as exc:
             ok = False
             report["model"] = {"ok": False, "loaded": False, "error": str(exc)}

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from moderation.domain import ScoreResult
+from moderation.errors import ScoringError, ScoringTimeout
 from moderation.labels import LABELS
 from moderation.normalize import normalize_for_scoring
 from moderation.ports import Clock, ScoreClient
@@ -274,3 +275,46 @@ class InstrumentedScoreClient:
         if self._on_score is not None:
             self._on_score(scored)
         return scored
+
+
+class DeferredScoreClient:
+    """A ``ScoreClient`` whose real client arrives later: the web server starts (and prints its URL)
+    while the model loads in a thread. Requests made meanwhile wait for the model, up to ``startup_wait``
+    seconds, before their own timeout starts."""
+
+    def __init__(self, startup_wait: float = 120.0) -> None:
+        self._ready = asyncio.Event()
+        self._client: ScoreClient | None = None
+        self._error: BaseException | None = None
+        self.startup_wait = startup_wait
+        self.scorer: Any = None
+        self.loaded_in: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._client is not None
+
+    @property
+    def client(self) -> ScoreClient | None:
+        return self._client
+
+    def set(self, client: ScoreClient, scorer: Any = None, loaded_in: float | None = None) -> None:
+        self._client, self.scorer, self.loaded_in = client, scorer, loaded_in
+        self._ready.set()
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = exc
+        self._ready.set()
+
+    async def wait(self) -> None:
+        await self._ready.wait()
+
+    async def score(self, text: str, *, timeout: float | None = None) -> ScoreResult:
+        if not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), self.startup_wait)
+            except TimeoutError:
+                raise ScoringTimeout("the model is still loading", after=2.0) from None
+        if self._client is None:
+            raise ScoringError(f"the model failed to load: {self._error}")
+        return await self._client.score(text, timeout=timeout)

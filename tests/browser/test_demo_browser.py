@@ -84,6 +84,10 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url is None:
         proc.kill()
         pytest.fail("chatmod demo did not start:\n" + "".join(seen[-40:]))
+    # the URL is printed while the model still loads; /health turns 200 once it answers
+    while time.monotonic() < deadline and httpx.get(f"{url}/health").status_code != 200:
+        time.sleep(0.25)
+    assert httpx.get(f"{url}/health").json()["checks"]["model"]["loaded"], "the model did not load"
     yield url
     proc.terminate()
     try:
