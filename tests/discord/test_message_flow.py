@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
+import discord
+import pytest
+
 from moderation.domain import Action, Member, Platform, Role
 from tests.discord.conftest import BOT_ID, GENERAL, GUILD, MEMBER_ID, REVIEW, Harness, load
 from tests.discord.fake_api import per_message_counts
@@ -265,3 +268,17 @@ async def test_close_drains_in_flight_messages(h: Harness) -> None:
 
     assert h.bot.spawn(late(), None, "chatmod-late") is None  # intake stopped: left for the next backfill
     assert h.bot.stats["dropped_at_shutdown"] == 1
+
+
+async def test_gateway_refusing_the_message_content_intent_is_a_clear_error(api, store, monkeypatch) -> None:
+    from bot.adapters.discord import MissingIntents
+    from tests.discord.conftest import start_bot
+
+    async def refuse(self, *, reconnect: bool = True) -> None:  # what the gateway's close code 4014 raises
+        raise discord.PrivilegedIntentsRequired(None)
+
+    monkeypatch.setattr(discord.Client, "connect", refuse)
+    h = await start_bot(api, store, ready=False)
+    with pytest.raises(MissingIntents, match="MESSAGE CONTENT"):
+        await h.bot.start("fake-token")
+    await h.bot.close()

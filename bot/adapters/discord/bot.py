@@ -125,19 +125,22 @@ class ChatmodDiscordBot(discord.Client):
             log.info("synced %d commands to guild %s", count, guild_id)
         return count
 
-    async def serve(self) -> None:
-        """Log in and stay connected until closed (``chatmod run``)."""
-        token = self.settings.token.get_secret_value()
+    async def start(self, token: str, *, reconnect: bool = True) -> None:
+        """Log in and stay connected until closed (what ``chatmod run`` awaits)."""
         if not token:
             raise DiscordStartupError("no Discord token: set CHATMOD_DISCORD__TOKEN in the environment")
         try:
-            async with self:
-                await self.start(token)
+            await super().start(token, reconnect=reconnect)
         except discord.PrivilegedIntentsRequired as exc:
             raise MissingIntents(
-                "Discord refused the connection: enable the MESSAGE CONTENT intent for this application "
-                "(Developer Portal → Bot → Privileged Gateway Intents)"
+                "Discord refused the connection (close code 4014): enable the MESSAGE CONTENT intent for "
+                "this application (Developer Portal → your application → Bot → Privileged Gateway Intents)"
             ) from exc
+
+    async def serve(self) -> None:
+        """``start`` with the token from settings, closing the client afterwards."""
+        async with self:
+            await self.start(self.settings.token.get_secret_value())
 
     async def close(self) -> None:
         if not self._closing:

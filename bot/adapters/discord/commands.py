@@ -20,7 +20,7 @@ from bot.adapters.discord import render
 from bot.adapters.discord.convert import PLATFORM, member_from_interaction
 from bot.adapters.discord.views import explain, submit_appeal
 from moderation.domain import Action, AuditEntry, Member, Role, Verdict
-from moderation.errors import ModerationError, PermissionDenied
+from moderation.errors import ModerationError, NotFound, PermissionDenied
 from moderation.labels import LABELS
 from moderation.service import actor_id, require
 
@@ -114,8 +114,8 @@ async def mod_case(interaction: discord.Interaction, case: int) -> None:
     async def work(member: Member) -> discord.Embed:
         await _require(interaction, member, Role.MODERATOR, f"case:{case}")
         found = await _bot(interaction).service.store.get_case(case)
-        if found.server_id != _guild_id(interaction):
-            raise PermissionDenied("moderator of that server", actor_id(member))
+        if found.server_id != _guild_id(interaction):  # another server's case: do not reveal it exists
+            raise NotFound("case", case)
         return render.case_embed(found)
 
     await _deferred(interaction, work)
