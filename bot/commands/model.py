@@ -1,0 +1,326 @@
+"""``chatmod train``, ``chatmod eval`` and ``chatmod score``.
+
+``score`` is a contract used by external evaluation: JSONL ``{"text": ...}`` in (stdin or --input), one
+JSON object ``{label: probability}`` per input line out (stdout or --output), in order; progress and
+warnings on stderr only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+# --------------------------------------------------------------------------- score: input parsing
+
+
+class InvalidLine(ValueError):
+    def __init__(self, lineno: int, message: str) -> None:
+        super().__init__(f"line {lineno}: {message}")
+        self.lineno = lineno
+
+
+@dataclass(frozen=True, slots=True)
+class InputLine:
+    lineno: int
+    text: str
+    empty: bool = False
+    invalid: str | None = None
+
+
+def parse_lines(lines: Iterable[str], *, skip_invalid: bool = False) -> Iterator[InputLine]:
+    """One ``InputLine`` per input line. A blank line is an empty text (all-zero scores, flagged).
+
+    Invalid JSON, or an object without a string ``"text"``, raises ``InvalidLine`` naming the line —
+    or, with ``skip_invalid``, yields an all-zero placeholder so the output stays aligned with the input.
+    """
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            yield InputLine(lineno, "", empty=True)
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError('expected a JSON object with a "text" field')
+            text = obj["text"]
+            if text is None:
+                text = ""
+            if not isinstance(text, str):
+                raise ValueError(f'"text" must be a string, not {type(text).__name__}')
+        except (json.JSONDecodeError, KeyError, ValueError) as exc:
+            message = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            if not skip_invalid:
+                raise InvalidLine(lineno, message) from exc
+            yield InputLine(lineno, "", empty=True, invalid=message)
+            continue
+        yield InputLine(lineno, text, empty=not text.strip())
+
+
+def _open_in(path: Path | None) -> IO[str]:
+    if path is None or str(path) == "-":
+        return open(sys.stdin.fileno(), encoding="utf-8", errors="surrogateescape", closefd=False, newline="")
+    return path.open(encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _open_out(path: Path | None) -> IO[str]:
+    if path is None or str(path) == "-":
+        return open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False)
+    return path.open("w", encoding="utf-8")
+
+
+def _split_lines(fh: IO[str]) -> Iterator[str]:
+    # Only '\n' ends a line (JSON strings cannot hold raw newlines; str.splitlines would also split on
+    # U+2028 and friends, which may legally appear raw inside JSON strings).
+    buf = ""
+    for chunk in iter(lambda: fh.read(1 << 16), ""):
+        buf += chunk
+        *lines, buf = buf.split("\n")
+        yield from lines
+    if buf:
+        yield buf
+
+
+def score_stream(
+    scorer: Any,
+    fin: IO[str],
+    fout: IO[str],
+    *,
+    skip_invalid: bool = False,
+    chunk: int = 256,
+    with_flags: bool = False,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Score every line of ``fin`` into ``fout``. Validates all input before writing any output."""
+    from tqdm import tqdm
+
+    items = list(parse_lines(_split_lines(fin), skip_invalid=skip_invalid))
+    labels = list(scorer.labels)
+    zero = dict.fromkeys(labels, 0.0)
+    counts = {"lines": len(items), "empty": 0, "invalid": 0}
+    bar = tqdm(
+        total=len(items), desc="score", unit="msg", file=sys.stderr, disable=not progress, mininterval=2
+    )
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        todo = [it for it in part if not it.empty]
+        scored = iter(scorer.score_batch([it.text for it in todo])) if todo else iter(())
+        for it in part:
+            if it.invalid is not None:
+                counts["invalid"] += 1
+                log.warning("line %d: invalid input (%s); wrote all-zero scores", it.lineno, it.invalid)
+            elif it.empty:
+                counts["empty"] += 1
+                log.warning("line %d: empty text; wrote all-zero scores", it.lineno)
+            row = dict(zero) if it.empty else {k: float(v) for k, v in next(scored).items()}
+            if with_flags and it.empty:
+                row["_flags"] = ["invalid" if it.invalid is not None else "empty"]  # type: ignore[assignment]
+            fout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        bar.update(len(part))
+    bar.close()
+    fout.flush()
+    return counts
+
+
+# --------------------------------------------------------------------------- commands
+
+
+ModelDir = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="Model artifact directory (default: the shipped models/default)."),
+]
+Device = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+
+
+def _load_scorer(model: Path | None, device: str, int8: bool, batch_size: int = 32) -> Any:
+    from moderation.scoring.artifact import ArtifactError
+    from moderation.scoring.backend import TorchScorer
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise typer.BadParameter("device must be auto, cpu or cuda")
+    try:
+        return TorchScorer.load(model, device=device, quantize=int8, batch_size=batch_size)  # type: ignore[arg-type]
+    except ArtifactError as exc:
+        typer.echo(f"error: model artifact: {exc}", err=True)
+        raise typer.Exit(3) from exc
+
+
+def score(
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="JSONL input (default stdin).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="JSONL output (default stdout).")
+    ] = None,
+    model: ModelDir = None,
+    device: Device = "auto",
+    int8: Annotated[bool, typer.Option("--int8", help="CPU int8 dynamic quantisation.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="Write all-zero scores for invalid lines instead of failing."),
+    ] = False,
+    flags: Annotated[
+        bool,
+        typer.Option(
+            "--flags",
+            help='Add "_flags" to rows of empty/invalid lines (off by default: rows hold labels only).',
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Score JSONL {"text": ...} lines: one JSON object of label → probability per line, in order."""
+    if input is not None and str(input) != "-" and not input.is_file():
+        typer.echo(f"error: input file not found: {input}", err=True)
+        raise typer.Exit(2)
+    scorer = _load_scorer(model, device, int8, batch_size)
+    started = time.perf_counter()
+    with _open_in(input) as fin:
+        try:
+            fout = _open_out(output)
+            try:
+                counts = score_stream(
+                    scorer, fin, fout, skip_invalid=skip_invalid, with_flags=flags, progress=not quiet
+                )
+            finally:
+                fout.close()
+        except InvalidLine as exc:
+            typer.echo(f"error: invalid input at {exc} (use --skip-invalid to write zeros instead)", err=True)
+            raise typer.Exit(2) from exc
+    log.info(
+        "scored %d lines (%d empty, %d invalid) with %s in %.1fs",
+        counts["lines"],
+        counts["empty"],
+        counts["invalid"],
+        scorer.version,
+        time.perf_counter() - started,
+    )
+
+
+def train(
+    data: Annotated[Path, typer.Option(help="Shared data directory (see DATA.md).")] = DEFAULT_DATA,
+    out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = REPO_ROOT
+    / "models"
+    / "default",
+    run_dir: Annotated[Path, typer.Option(help="Checkpoints, metrics, plots.")] = REPO_ROOT
+    / "runs"
+    / "train",
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="More data by path (repeatable): Jigsaw train.csv, Civil Comments CSV, JSONL "
+            "(moderation lists or moderator verdicts). Format is detected from the columns."
+        ),
+    ] = None,
+    civil_threshold: Annotated[float, typer.Option(help="Civil Comments score → label threshold.")] = 0.5,
+    epochs: float = 1.5,
+    batch_size: int = 32,
+    lr: float = 8e-5,
+    max_length: int = 128,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (0: no limit).")] = 0,
+    time_budget: Annotated[
+        float, typer.Option(help="Minutes of training; the LR decays to zero by then (0: no limit).")
+    ] = 0.0,
+    limit: Annotated[int | None, typer.Option(help="Rows per source (smoke runs).")] = None,
+    fp32: Annotated[bool, typer.Option("--fp32", help="Save fp32 weights (default fp16).")] = False,
+    finalize_only: Annotated[
+        bool, typer.Option(help="Export the run's checkpoint without training.")
+    ] = False,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip validation/calibration.")] = False,
+    mlflow_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (when installed).")] = None,
+    threads: int = 0,
+    version: str | None = None,
+) -> None:
+    """Fine-tune the MiniLM backbone on the shared data (+ --extra) and write a model artifact."""
+    import torch
+
+    from training.data import load_by_path
+    from training.pipeline import base_model_path, finalize, load_tokenizer, prepare_split, run
+    from training.train import TrainConfig
+
+    extra_rows = []
+    for path in extra or []:
+        extra_rows.extend(load_by_path(path, civil_threshold=civil_threshold))
+    cfg = TrainConfig(
+        base_model=base_model_path(),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        max_length=max_length,
+        max_steps=max_steps,
+        mlflow_uri=mlflow_uri,
+        threads=threads,
+        deadline=time.time() + time_budget * 60 if time_budget else 0.0,
+    )
+    dtype = torch.float32 if fp32 else torch.float16
+    if finalize_only:
+        from training.export import load_checkpoint_model
+
+        split = prepare_split(data, run_dir, extra_rows, limit)
+        model = load_checkpoint_model(run_dir, cfg.base_model)
+        path = finalize(
+            model,
+            load_tokenizer(cfg.base_model),
+            split,
+            cfg,
+            run_dir,
+            out,
+            version=version,
+            evaluate=not no_eval,
+            dtype=dtype,
+        )
+    else:
+        path = run(
+            data,
+            run_dir,
+            out,
+            cfg,
+            extra=extra_rows,
+            limit=limit,
+            version=version,
+            evaluate=not no_eval,
+            dtype=dtype,
+        )
+    typer.echo(str(path))
+
+
+def evaluate(
+    model: ModelDir = None,
+    data: Annotated[Path, typer.Option(help="Shared data directory.")] = DEFAULT_DATA,
+    out: Annotated[Path, typer.Option(help="Report directory (Markdown + PNGs).")] = REPO_ROOT
+    / "reports"
+    / "eval",
+    run_dir: Annotated[Path | None, typer.Option(help="Training run dir whose split to reuse.")] = None,
+    device: Device = "auto",
+    int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also measure the int8 model.")] = True,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Train and compare the TF-IDF + LR baseline.")
+    ] = True,
+    limit: Annotated[int | None, typer.Option(help="Rows per source (smoke runs).")] = None,
+) -> None:
+    """Evaluate a model artifact on the validation split: AUCs, thresholds, calibration, bias,
+    robustness under obfuscation, explanation span F1, int8 vs fp32. Writes report.md + PNGs."""
+    from training.evaluate import evaluate_artifact
+
+    scorer = _load_scorer(model, device, False)
+    report = evaluate_artifact(
+        scorer, data, out, run_dir=run_dir, int8=int8, baseline=baseline, limit=limit, model_dir=model
+    )
+    typer.echo(str(report))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+    app.command("train")(train)
+    app.command("eval")(evaluate)

@@ -1,0 +1,431 @@
+"""TorchScorer: the real model backend (the only core module importing torch/transformers).
+
+Loads a model artifact (see ``artifact.py``), normalises each text, tokenises it, scores texts longer
+than the model's window in overlapping windows (max per label), batches internally by length, and
+runs on CUDA in fp16/bf16 when available, CPU fp32 otherwise, or CPU int8 (dynamic quantisation of
+the linear layers) on request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+from moderation.normalize import normalize_for_scoring
+from moderation.scoring.artifact import (
+    CONFIG,
+    WEIGHTS,
+    ArtifactError,
+    ModelCard,
+    check_artifact,
+    default_model_path,
+    write_card,
+)
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+
+__all__ = [
+    "ArtifactError",
+    "Explanation",
+    "TorchScorer",
+    "ToxicityModel",
+    "default_model_path",
+    "save_artifact",
+]
+
+
+class ToxicityModel(nn.Module):
+    """``BertModel`` → masked mean pooling → dropout → ``Linear(hidden, n_labels)`` (logits)."""
+
+    def __init__(self, config: BertConfig, n_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, n_labels)
+
+    @classmethod
+    def from_base(cls, base_path: str | Path, n_labels: int) -> ToxicityModel:
+        """Pretrained encoder from a local directory (offline) and a freshly initialised head."""
+        config = BertConfig.from_pretrained(str(base_path), local_files_only=True)
+        model = cls(config, n_labels)
+        encoder = BertModel.from_pretrained(str(base_path), add_pooling_layer=False, local_files_only=True)
+        model.encoder.load_state_dict(encoder.state_dict())
+        nn.init.normal_(model.classifier.weight, std=0.02)
+        nn.init.zeros_(model.classifier.bias)
+        return model
+
+    def pooled(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if inputs_embeds is not None:
+            out = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        else:
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pooled(input_ids, attention_mask)))
+
+
+def save_artifact(
+    directory: Path | str,
+    model: ToxicityModel,
+    tokenizer: Any,
+    card: ModelCard,
+    *,
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    """Write weights (safetensors, ``dtype``), encoder config, tokenizer files and the card."""
+    from safetensors.torch import save_file
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: v.detach().to("cpu", dtype=dtype).contiguous()
+        for k, v in model.state_dict().items()
+        if v.is_floating_point()
+    }
+    state.update(
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not v.is_floating_point()}
+    )
+    save_file(state, str(d / WEIGHTS), metadata={"format": "pt", "labels": ",".join(card.labels)})
+    model.config.to_json_file(str(d / CONFIG))
+    tokenizer.save_pretrained(str(d))
+    write_card(d, card)
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Per label over threshold: the words whose removal lowered the score most, with the drop."""
+
+    label: str
+    score: float
+    words: tuple[tuple[str, float], ...]
+    #: character (start, end) offsets of each word in the original text, same order as ``words``.
+    offsets: tuple[tuple[int, int], ...] = ()
+
+
+class TorchScorer:
+    """Scores texts with a model artifact. Implements ``moderation.ports.TextScorer``."""
+
+    def __init__(
+        self,
+        model: ToxicityModel,
+        tokenizer: Any,
+        card: ModelCard,
+        *,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        quantized: bool = False,
+        batch_size: int = 32,
+        max_batch_tokens: int = 8192,
+        normalize: bool = True,
+    ) -> None:
+        self._model = model
+        self._tok = tokenizer
+        self.card = card
+        self.device = device
+        self.dtype = dtype
+        self.quantized = quantized
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.normalize = normalize
+        self.max_length = card.max_length
+        self.stride = card.stride
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str | None = None,
+        device: Device = "auto",
+        quantize: bool = False,
+        *,
+        batch_size: int = 32,
+        max_batch_tokens: int = 8192,
+        normalize: bool = True,
+        threads: int | None = None,
+    ) -> TorchScorer:
+        """Load an artifact directory (default: the shipped ``models/default``).
+
+        ``device="auto"`` uses CUDA (fp16, or bf16 where supported) when present, CPU fp32 otherwise;
+        ``quantize=True`` applies int8 dynamic quantisation to the linear layers (CPU only).
+        Raises ``ArtifactError`` naming the file when the artifact is missing or corrupt.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        d = Path(path) if path is not None else default_model_path()
+        card = check_artifact(d)
+        try:
+            config = BertConfig.from_json_file(str(d / CONFIG))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ArtifactError(d / CONFIG, f"corrupt encoder config: {exc}") from exc
+        try:
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(d), local_files_only=True)
+        except Exception as exc:  # tokenizers raises bare Exceptions on corrupt files
+            raise ArtifactError(d / "tokenizer.json", f"cannot load tokenizer: {exc}") from exc
+        model = ToxicityModel(config, len(card.labels))
+        try:
+            state = load_file(str(d / WEIGHTS))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ArtifactError(d / WEIGHTS, f"corrupt weights: {exc}") from exc
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ArtifactError(d / WEIGHTS, f"weights do not match the config/labels: {exc}") from exc
+        model.eval()
+        if threads:
+            torch.set_num_threads(threads)
+        want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ArtifactError(d, "device='cuda' requested but CUDA is not available")
+        if want_cuda and not quantize:
+            dev = torch.device("cuda")
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            model = model.to(dev, dtype=dtype)
+        else:
+            dev, dtype = torch.device("cpu"), torch.float32
+            if quantize:
+                model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        scorer = cls(
+            model,
+            tokenizer,
+            card,
+            device=dev,
+            dtype=dtype,
+            quantized=quantize,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            normalize=normalize,
+        )
+        log.info(
+            "model loaded",
+            extra={
+                "path": str(d),
+                "version": card.version,
+                "device": str(dev),
+                "dtype": str(dtype),
+                "quantized": quantize,
+            },
+        )
+        return scorer
+
+    # ------------------------------------------------------------------ TextScorer protocol
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.card.labels
+
+    @property
+    def version(self) -> str:
+        return self.card.version + ("+int8" if self.quantized else "")
+
+    @property
+    def thresholds(self) -> dict[str, tuple[float, float]]:
+        return {k: (t.review_at, t.act_at) for k, t in self.card.thresholds.items()}
+
+    def prepare(self, text: str) -> str:
+        return normalize_for_scoring(text) if self.normalize else text
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token count (with special tokens) of each normalised text — for token-budget batching.
+
+        Texts longer than the window count as the total tokens of all their windows.
+        """
+        ids = self._encode([self.prepare(t) for t in texts])
+        return [sum(len(w) for w in self._windows(x)) if x else 0 for x in ids]
+
+    def score_batch(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Per-label probabilities for each text, in order. Empty texts score all zeros."""
+        return [dict(zip(self.labels, row, strict=True)) for row in self.score_matrix(texts)]
+
+    def score_matrix(self, texts: Sequence[str]) -> list[list[float]]:
+        started = time.perf_counter()
+        prepared = [self.prepare(t) for t in texts]
+        ids = self._encode(prepared)
+        windows: list[list[int]] = []
+        owner: list[int] = []
+        for i, seq in enumerate(ids):
+            if not seq:
+                continue
+            for w in self._windows(seq):
+                windows.append(w)
+                owner.append(i)
+        probs = self._run(windows)
+        n = len(self.labels)
+        out = [[0.0] * n for _ in texts]
+        for row, i in zip(probs, owner, strict=True):
+            cur = out[i]
+            for j in range(n):
+                if row[j] > cur[j]:
+                    cur[j] = row[j]
+        log.debug(
+            "scored batch",
+            extra={
+                "texts": len(texts),
+                "windows": len(windows),
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids without special tokens; empty list for texts that are empty after normalising."""
+        out: list[list[int]] = [[] for _ in texts]
+        todo = [(i, t) for i, t in enumerate(texts) if t.strip()]
+        if todo:
+            enc = self._tok(
+                [t for _, t in todo],
+                add_special_tokens=False,
+                truncation=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
+            for (i, _), seq in zip(todo, enc["input_ids"], strict=True):
+                out[i] = list(seq)
+        return out
+
+    def _windows(self, seq: list[int]) -> list[list[int]]:
+        """Overlapping windows of ``max_length`` tokens (with [CLS]/[SEP]) advancing by ``stride``."""
+        cls_id, sep_id = self._tok.cls_token_id, self._tok.sep_token_id
+        body = self.max_length - 2
+        if len(seq) <= body:
+            return [[cls_id, *seq, sep_id]]
+        step = min(self.stride, body)
+        starts = list(range(0, len(seq) - body + 1, step))
+        if starts[-1] + body < len(seq):
+            starts.append(len(seq) - body)
+        return [[cls_id, *seq[s : s + body], sep_id] for s in starts]
+
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[list[int]] = []
+        cur: list[int] = []
+        for i in order:
+            longest = max(lengths[i], max((lengths[j] for j in cur), default=0))
+            if cur and (len(cur) >= self.batch_size or longest * (len(cur) + 1) > self.max_batch_tokens):
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def _collate(self, seqs: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.zeros((len(seqs), width), dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[r, : len(s)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @torch.inference_mode()
+    def _logits(self, seqs: Sequence[list[int]]) -> torch.Tensor:
+        ids, mask = self._collate(seqs)
+        return self._model(ids, mask).float()
+
+    def _run(self, windows: Sequence[list[int]]) -> list[list[float]]:
+        probs: list[list[float]] = [[] for _ in windows]
+        for batch in self._batches([len(w) for w in windows]):
+            p = torch.sigmoid(self._logits([windows[i] for i in batch])).cpu().tolist()
+            for i, row in zip(batch, p, strict=True):
+                probs[i] = row
+        return probs
+
+    # ------------------------------------------------------------------ explanations
+
+    def explain(
+        self,
+        text: str,
+        *,
+        top_k: int = 5,
+        labels: Sequence[str] | None = None,
+        min_score: float | None = None,
+    ) -> list[Explanation]:
+        """Occlusion: for each label over its review threshold (or ``min_score``), drop each word in
+        turn and rank the words by how much the label's probability falls without them."""
+        import re
+
+        words = [(m.group(0), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        if not words:
+            return []
+        base = self.score_matrix([text])[0]
+        wanted = [i for i, lab in enumerate(self.labels) if labels is None or lab in labels]
+        over = []
+        for j in wanted:
+            lab = self.labels[j]
+            cut = (
+                min_score
+                if min_score is not None
+                else (self.card.thresholds[lab].review_at if lab in self.card.thresholds else 0.5)
+            )
+            if base[j] >= cut:
+                over.append(j)
+        if not over:
+            return []
+        variants = [
+            " ".join(w for k, (w, _, _) in enumerate(words) if k != drop) for drop in range(len(words))
+        ]
+        scores = self.score_matrix(variants) if len(words) > 1 else [[0.0] * len(self.labels)]
+        out = []
+        for j in over:
+            drops = [(base[j] - scores[k][j], k) for k in range(len(words))]
+            drops.sort(key=lambda t: -t[0])
+            top = [(d, k) for d, k in drops[:top_k] if d > 0]
+            out.append(
+                Explanation(
+                    label=self.labels[j],
+                    score=base[j],
+                    words=tuple((words[k][0], round(d, 4)) for d, k in top),
+                    offsets=tuple((words[k][1], words[k][2]) for _, k in top),
+                )
+            )
+        return out
+
+    def word_attributions(self, text: str, label: str) -> list[tuple[int, int, float]]:
+        """(start, end, drop) for every word of ``text``: the occlusion attribution for ``label``."""
+        import re
+
+        j = self.labels.index(label)
+        words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        if not words:
+            return []
+        variants = [text] + [text[:s] + text[e:] for s, e in words]
+        scores = self.score_matrix(variants)
+        base = scores[0][j]
+        return [(s, e, base - scores[k + 1][j]) for k, (s, e) in enumerate(words)]
+
+
+def describe(scorer: TorchScorer) -> dict[str, Any]:
+    return {
+        "version": scorer.version,
+        "labels": list(scorer.labels),
+        "device": str(scorer.device),
+        "dtype": str(scorer.dtype),
+        "quantized": scorer.quantized,
+        "max_length": scorer.max_length,
+        "stride": scorer.stride,
+        "card": json.loads(json.dumps(scorer.card.to_json())),
+    }
