@@ -23,7 +23,7 @@ from bot.web.auth import SESSION_COOKIE, SESSION_SECONDS, AdminAuth, AdminSessio
 from bot.web.charts import chart_bundle, is_automatic, precision_of, window_for
 from bot.web.context import WebContext
 from moderation.domain import Action, AuditEntry, Case, Member, Platform, Role, Verdict
-from moderation.errors import InvalidTransition, ModerationError, NotFound, ValidationError
+from moderation.errors import ModerationError, NotFound, ValidationError
 from moderation.labels import LABEL_DESCRIPTIONS
 from moderation.policy import CHANNEL_ACTIONS, Tiers
 
@@ -379,6 +379,9 @@ def build_dashboard_router(ctx: WebContext) -> APIRouter:
             return back("/dashboard/queue", platform, server, error="unknown verdict")
         except NotFound:
             return back("/dashboard/queue", platform, server, error=f"case {case_id} not found")
+        except ModerationError as exc:  # e.g. no platform actions for that platform in this process
+            log.warning("dashboard verdict on case %s failed: %s", case_id, exc)
+            return back("/dashboard/queue", platform, server, error=f"case {case_id}: {exc}")
         return back(
             str(form.get("return") or "/dashboard/queue"), platform, server, msg=f"Case {case_id}: {v.value}."
         )
@@ -405,7 +408,7 @@ def build_dashboard_router(ctx: WebContext) -> APIRouter:
             await service.decide_appeal(
                 appeal_id, admin_member(platform, sess), granted, str(form.get("message") or "")[:500]
             )
-        except (NotFound, InvalidTransition) as exc:
+        except ModerationError as exc:
             return back("/dashboard/appeals", platform, server, error=str(exc))
         return back(
             "/dashboard/appeals",
