@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from types import SimpleNamespace
 
@@ -29,11 +28,9 @@ async def test_429_storm_every_action_applied_once_within_the_limits(h: Harness)
     h.api.fail("PATCH", r"/guilds/\d+/members/\d+", 429, times=1, retry_after=0.1)
 
     burst = [h.message(f"you fucking idiot {i}", channel_id=(GENERAL, MEMES)[i % 2]) for i in range(8)]
-    started = time.monotonic()
     for data in burst:
         h.dispatch("MESSAGE_CREATE", data)
     await h.settle(timeout=30)
-    elapsed = time.monotonic() - started
 
     assert h.api.rate_limited >= 4  # the storm happened…
     assert h.api.violations == 0  # …and no request came back before its Retry-After
@@ -51,7 +48,6 @@ async def test_429_storm_every_action_applied_once_within_the_limits(h: Harness)
     for case in h.store.cases.values():
         assert {(case.id, "delete"), (case.id, "escalate"), (case.id, "notify")} <= h.store.actions
     assert not [e for e in h.store.audit if e.action == "action.failed"]
-    assert elapsed < 20
 
 
 async def test_403_is_not_retried_recorded_and_reported_to_admins_once(h: Harness) -> None:

@@ -25,7 +25,8 @@ from discord import app_commands
 
 from bot.adapters.discord import convert
 from bot.adapters.discord.actions import DiscordActions, current_guild
-from bot.adapters.discord.commands import COMMANDS
+from bot.adapters.discord.commands import appeal, mod
+from bot.adapters.discord.config_commands import config
 from bot.adapters.discord.views import DYNAMIC_ITEMS
 from bot.settings import DiscordSettings
 from moderation.domain import AuditEntry, MessageVersion, Platform
@@ -85,7 +86,8 @@ class ChatmodDiscordBot(discord.Client):
         self._clock: Clock = clock or _SystemClock()
         self._drain_timeout = drain_timeout_s
         self.tree: app_commands.CommandTree[ChatmodDiscordBot] = app_commands.CommandTree(self)
-        for command in COMMANDS:
+        commands: tuple[app_commands.Group | app_commands.Command[Any, ..., Any], ...] = (mod, config, appeal)
+        for command in commands:
             self.tree.add_command(command)
         self.actions = DiscordActions(
             self,
