@@ -1,4 +1,4 @@
-"""Slash commands: /mod (moderators), /config (admins), /appeal (members).
+"""Slash commands: /mod (moderators) and /appeal (members); /config (admins) is in config_commands.py.
 
 ``default_permissions`` only hides commands from members by default (server admins can widen it in
 Server Settings → Integrations), so every command re-checks the role itself: writes through the
