@@ -80,6 +80,18 @@ class SqlBase:
             yield session
 
     @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read session whose statements all see one snapshot (for reads spanning several queries).
+
+        SQLite's deferred transactions already read from one snapshot under WAL; Postgres needs
+        REPEATABLE READ instead of its default READ COMMITTED.
+        """
+        async with self._turn(), self._sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
         """A session in a write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
         async with self._turn(), self._sessions() as session:

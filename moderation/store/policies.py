@@ -16,7 +16,7 @@ from moderation.store.schema import channel_policies, servers
 class PolicyMixin(SqlBase):
     async def get_policy(self, platform: Platform, server_id: str) -> ServerPolicy:
         """The server's policy; an unknown server gets the defaults, which are stored."""
-        async with self._read() as s:
+        async with self._snapshot() as s:
             policy = await self._load_policy(s, platform, server_id)
         if policy is not None:
             return policy
@@ -35,7 +35,7 @@ class PolicyMixin(SqlBase):
                 )
         except IntegrityError:
             pass  # created concurrently: read theirs
-        async with self._read() as s:
+        async with self._snapshot() as s:
             policy = await self._load_policy(s, platform, server_id)
         assert policy is not None
         return policy
