@@ -49,6 +49,13 @@ async def test_config_by_admin_changes_policy_and_is_audited(harness):
     reply(await harness.command("config exempt role <!subteam^S0DESIGN|@design> on", user=ADMIN))
     reply(await harness.command("config allow-term git gud", user=ADMIN))
     reply(await harness.command("config ladder 3 30 10", user=ADMIN))
+    one_tier = reply(
+        await harness.command("config threshold toxic act_at 0.97 <#C0GENERAL|general>", user=ADMIN)
+    )
+    assert "review at 0.50, act at 0.97" in one_tier  # the other tier kept
+    shown = reply(await harness.command("config show", user=ADMIN))
+    assert "<#C0NEWREV>" in shown and "git gud" in shown and "<!subteam^S0DESIGN>" in shown
+    assert "You need the *admin* role" in reply(await harness.command("config show", user=MOD))
     policy = await harness.store.get_policy(Platform.SLACK, TEAM)
     assert policy.review_channel_id == "C0NEWREV" and policy.auto_action
     assert policy.exempt_role_ids == {"S0DESIGN"} and policy.allow_terms == ("git gud",)
@@ -60,6 +67,8 @@ async def test_config_by_admin_changes_policy_and_is_audited(harness):
         "policy.exempt",
         "policy.allow_term",
         "policy.ladder",
+        "policy.threshold",
+        "permission.denied",
     ]
 
 
@@ -91,7 +100,7 @@ async def test_override_and_appeal_cycle(fake_api):
         assert "already has appeal" in reply(await h.command("appeal 2 again", user=MEMBER))
         assert "it was a quote" in reply(await h.command("appeal list"))
         fake_api.calls.clear()
-        assert "granted" in reply(await h.command("appeal grant 1 sorry about that"))
+        assert "granted" in reply(await h.command("decide-appeal 1 grant sorry about that"))
         appeal = h.store.appeals[1]
         assert appeal.status is AppealStatus.DECIDED and h.store.cases[2].verdict is Verdict.RESTORE
         assert [c["channel"] for c in fake_api.to("chat.postMessage")] == ["C0GENERAL", MEMBER]

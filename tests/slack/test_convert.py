@@ -112,6 +112,18 @@ def test_interaction_actor_and_click():
         ("history <@U0MEMBER|sam>", "history", {"user_id": "U0MEMBER"}),
         ("appeal 4 it was a quote", "appeal.submit", {"case_id": 4, "text": "it was a quote"}),
         ("appeal list", "appeal.list", {}),
+        ("appeals", "appeal.list", {}),
+        (
+            "decide-appeal 2 grant ok, restored",
+            "appeal.decide",
+            {"appeal_id": 2, "granted": True, "message": "ok, restored"},
+        ),
+        ("config show", "config.show", {}),
+        (
+            "config threshold toxic act_at 0.97",
+            "config.threshold",
+            {"label": "toxic", "review_at": None, "act_at": 0.97, "channel_id": None},
+        ),
         ("appeal deny 2 no", "appeal.decide", {"appeal_id": 2, "granted": False, "message": "no"}),
         (
             "config threshold insult 0.7 0.9 <#C1|x>",

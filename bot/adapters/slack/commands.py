@@ -20,7 +20,8 @@ USAGE = """*chatmod* commands:
 • `/chatmod override <id> restore|uphold|delete|dismiss [note]` (moderators)
 • `/chatmod history @member` (moderators)
 • `/chatmod appeal <case id> <why>` — appeal a decision on your message
-• `/chatmod appeal list` · `/chatmod appeal grant|deny <appeal id> [message]` (moderators)
+• `/chatmod appeals` · `/chatmod decide-appeal <appeal id> grant|deny [message]` (moderators)
+• `/chatmod config show` (admins)
 • `/chatmod config threshold <label> <review_at> <act_at> [#channel]` (admins)
 • `/chatmod config action delete|hold|escalate|timeout [#channel]`
 • `/chatmod config auto on|off [#channel]`
@@ -111,6 +112,20 @@ def parse(text: str) -> Command:
         return Command("history", {"user_id": ref_id(rest[0], "member")})
     if head == "appeal":
         return _parse_appeal(text, rest)
+    if head == "appeals":  # Discord's /mod appeals
+        return Command("appeal.list")
+    if head == "decide-appeal":  # Discord's /mod decide-appeal <appeal> grant|deny [message]
+        if len(rest) < 2 or rest[1].lower() not in ("grant", "deny"):
+            raise UsageError("usage: `/chatmod decide-appeal <appeal id> grant|deny [message]`")
+        message = text.strip().split(maxsplit=3)[3] if len(rest) > 2 else ""
+        return Command(
+            "appeal.decide",
+            {
+                "appeal_id": _int(rest[0], "appeal id"),
+                "granted": rest[1].lower() == "grant",
+                "message": message,
+            },
+        )
     if head == "config":
         return _parse_config(rest)
     raise UsageError(f"unknown subcommand `{head}`; try `/chatmod help`")
@@ -145,11 +160,26 @@ def _parse_config(rest: list[str]) -> Command:
     if not rest:
         raise UsageError(USAGE)
     what, args = rest[0].lower(), rest[1:]
+    if what == "show":
+        return Command("config.show")
     if what == "threshold":
+        usage = (
+            "usage: `/chatmod config threshold <label> <review_at> <act_at> [#channel]` or "
+            f"`… <label> review_at|act_at <value> [#channel]`; labels: {', '.join(LABELS)}"
+        )
         if len(args) not in (3, 4) or args[0] not in LABELS:
-            raise UsageError(
-                "usage: `/chatmod config threshold <label> <review_at> <act_at> [#channel]`; "
-                f"labels: {', '.join(LABELS)}"
+            raise UsageError(usage)
+        if args[1].lower() in ("review_at", "act_at"):  # one tier, as Discord's /config threshold
+            tier = args[1].lower()
+            value = _float(args[2], tier)
+            return Command(
+                "config.threshold",
+                {
+                    "label": args[0],
+                    "review_at": value if tier == "review_at" else None,
+                    "act_at": value if tier == "act_at" else None,
+                    "channel_id": _channel_arg(args, 3),
+                },
             )
         return Command(
             "config.threshold",

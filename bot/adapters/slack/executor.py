@@ -18,6 +18,7 @@ from moderation.errors import (
     PermissionDenied,
     ValidationError,
 )
+from moderation.policy import ServerPolicy
 from moderation.service import ModerationService, actor_id, require
 
 
@@ -28,6 +29,35 @@ def case_line(case: Case) -> str:
     status = case.verdict.value if case.verdict else case.status
     where = f"<@{case.author.user_id}> in <#{case.key.channel_id}>"
     return f"#{case.id} · `{d.action.value}` · {top} · {where} · {status} · “{text}”"
+
+
+def policy_text(p: ServerPolicy) -> str:
+    """A workspace's policy as an ephemeral reply."""
+    auto = "on" if p.auto_action else "off (review first)"
+    review = f"<#{p.review_channel_id}>" if p.review_channel_id else "not set (cards go to admins by DM)"
+    lines = [
+        f"*Action over act_at*: `{p.action.value}` · automatic action: {auto}",
+        f"*Review channel*: {review}",
+        "*Thresholds* (review_at / act_at): "
+        + ", ".join(f"{label} {t.review_at:.2f}/{t.act_at:.2f}" for label, t in p.thresholds.items()),
+    ]
+    for ch in p.channels.values():
+        parts = [f"{label} {t.review_at:.2f}/{t.act_at:.2f}" for label, t in ch.thresholds.items()]
+        if ch.action is not None:
+            parts.append(f"action {ch.action.value}")
+        if ch.auto_action is not None:
+            parts.append(f"auto {'on' if ch.auto_action else 'off'}")
+        lines.append(f"• <#{ch.channel_id}>: {', '.join(parts) or 'defaults'}")
+    if p.exempt_channel_ids or p.exempt_role_ids:
+        exempt = [f"<#{c}>" for c in sorted(p.exempt_channel_ids)]
+        exempt += [f"<!subteam^{g}>" for g in sorted(p.exempt_role_ids)]
+        lines.append(f"*Exempt*: {', '.join(exempt)}")
+    if p.allow_terms:
+        lines.append(f"*Allowed terms*: {', '.join(p.allow_terms)}")
+    window = p.ladder.window.total_seconds() / 86400
+    steps = ", ".join(f"{s.strikes} strikes → {s.action.value}" for s in p.ladder.steps) or "none"
+    lines.append(f"*Strike ladder*: {steps} within {window:g} days (Slack has no timeout: it degrades)")
+    return "\n".join(lines)
 
 
 class Executor:
@@ -136,8 +166,15 @@ class Executor:
             act_at=c.args["act_at"],  # type: ignore[arg-type]
         )
         where = f"<#{c.args['channel_id']}>" if c.args["channel_id"] else "server default"
-        tiers = f"review at {c.args['review_at']}, act at {c.args['act_at']}"
-        return f"Threshold {c.args['label']} ({where}): {tiers}."
+        label = str(c.args["label"])
+        policy = await self._service.store.get_policy(Platform.SLACK, team)
+        channel = c.args["channel_id"]
+        tiers = policy.for_channel(str(channel)).thresholds[label] if channel else policy.thresholds[label]
+        return f"Threshold {label} ({where}): review at {tiers.review_at:.2f}, act at {tiers.act_at:.2f}."
+
+    async def _config_show(self, c: Command, actor: Member, team: str) -> str:
+        await self._guard(actor, Role.ADMIN, team, "config.show")
+        return policy_text(await self._service.store.get_policy(Platform.SLACK, team))
 
     async def _config_action(self, c: Command, actor: Member, team: str) -> str:
         action = c.args["action"]
