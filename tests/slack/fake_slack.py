@@ -40,6 +40,7 @@ class Scripted:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    channel: str | None = None  # only for calls to this channel
 
 
 class FakeSlackApi:
@@ -76,9 +77,11 @@ class FakeSlackApi:
 
     # ------------------------------------------------------------------ scripting & queries
 
-    def fail(self, method: str, error: str, *, status: int = 200, times: int = 1) -> None:
+    def fail(
+        self, method: str, error: str, *, status: int = 200, times: int = 1, channel: str | None = None
+    ) -> None:
         for _ in range(times):
-            self._script[method].append(Scripted(status, {"ok": False, "error": error}))
+            self._script[method].append(Scripted(status, {"ok": False, "error": error}, channel=channel))
 
     def rate_limit(self, method: str, *, retry_after: int = 0, times: int = 1) -> None:
         for _ in range(times):
@@ -108,9 +111,10 @@ class FakeSlackApi:
                 params[key] = json.loads(params[key])
         auth = request.headers.get("Authorization", "")
         self.calls.append(Call(method, params, auth.removeprefix("Bearer ") or None))
-        if self._script[method]:
-            scripted = self._script[method].popleft()
-            return web.json_response(scripted.body, status=scripted.status, headers=scripted.headers)
+        for scripted in self._script[method]:
+            if scripted.channel in (None, params.get("channel")):
+                self._script[method].remove(scripted)
+                return web.json_response(scripted.body, status=scripted.status, headers=scripted.headers)
         return web.json_response(self._default(method, params))
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:

@@ -127,3 +127,19 @@ async def test_pacer_spaces_calls_per_method_and_channel():
     assert slept[-1] == pytest.approx(2.0)
     await pacer.wait("users.list")  # unknown methods are not paced
     assert len(slept) == 2
+
+
+async def test_bot_not_in_review_channel_reaches_admins_by_dm(fake_api):
+    from tests.slack.conftest import ADMIN
+
+    fake_api.fail("chat.postMessage", "not_in_channel", channel=REVIEW, times=2)
+    h = await make_harness(fake_api)
+    try:
+        await h.message()
+        to_admin = [c for c in fake_api.to("chat.postMessage") if c["channel"] == ADMIN]
+        assert "chatmod_restore" in str(to_admin[0]["blocks"])  # the review card itself
+        assert "not_in_channel" in to_admin[1]["text"]  # and why it came by DM
+        failed = [e for e in h.store.audit if e.action == "action.failed"]
+        assert [(e.detail["action"], e.detail["status"]) for e in failed] == [("escalate", 403)]
+    finally:
+        await h.close()

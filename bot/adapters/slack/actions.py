@@ -128,11 +128,23 @@ class SlackActions:
                 raise PlatformActionFailed(
                     "escalate", "no review channel configured (/chatmod config review-channel #channel)"
                 )
-            for admin in self._admins:  # a DM to each admin rather than nowhere
-                await self._api.call("escalate", "chat.postMessage", channel=admin, text=text, blocks=body)
+            await self._to_admins("escalate", text, body)  # a DM to each admin rather than nowhere
             return
-        resp = await self._api.call("escalate", "chat.postMessage", channel=channel, text=text, blocks=body)
+        try:
+            resp = await self._api.call(
+                "escalate", "chat.postMessage", channel=channel, text=text, blocks=body
+            )
+        except PlatformActionFailed as exc:
+            # e.g. not_in_channel: the bot was never invited to the review channel. The case still
+            # reaches the admins; the failure is raised so that the service audits and alerts it.
+            if exc.status == 403 and self._admins:
+                await self._to_admins("escalate", text, body)
+            raise
         self.posts.put(case.id, ReviewPost(resp.get("channel") or channel, str(resp["ts"])))
+
+    async def _to_admins(self, action: str, text: str, body: list[dict[str, object]] | None = None) -> None:
+        for admin in self._admins:
+            await self._api.call(action, "chat.postMessage", channel=admin, text=text, blocks=body)
 
     async def attach_evidence(self, case: Case, evidence: Mapping[str, Sequence[str]]) -> None:
         """Add the words that drove the scores to a case's review card (known once scoring returned)."""
@@ -170,11 +182,18 @@ class SlackActions:
 
     async def alert_admins(self, server_id: str, message: str) -> None:
         channel = await self._review_channel(server_id)
-        targets = [channel] if channel else list(self._admins)
-        if not targets:
+        if channel is None and not self._admins:
             raise PlatformActionFailed("alert", "no review channel and no admin user ids configured")
-        for target in targets:
-            await self._api.call("alert", "chat.postMessage", channel=target, text=f":warning: {message}")
+        text = f":warning: {message}"
+        if channel is not None:
+            try:
+                await self._api.call("alert", "chat.postMessage", channel=channel, text=text)
+                return
+            except PlatformActionFailed:
+                if not self._admins:
+                    raise
+                log.warning("review channel %s unreachable: alerting admins by DM", channel)
+        await self._to_admins("alert", text)
 
     async def _post_review_note(self, server_id: str, text: str) -> None:
         channel = await self._review_channel(server_id)
