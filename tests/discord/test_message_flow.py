@@ -8,7 +8,7 @@ import re
 import discord
 import pytest
 
-from moderation.domain import Action, Member, Platform, Role
+from moderation.domain import Action, Member, Platform, Role, Verdict
 from tests.discord.conftest import BOT_ID, GENERAL, GUILD, MEMBER_ID, REVIEW, Harness, load
 from tests.discord.fake_api import per_message_counts
 
@@ -282,3 +282,38 @@ async def test_gateway_refusing_the_message_content_intent_is_a_clear_error(api,
     with pytest.raises(MissingIntents, match="MESSAGE CONTENT"):
         await h.bot.start("fake-token")
     await h.bot.close()
+
+
+async def test_without_a_review_channel_admins_are_told_once_in_the_system_channel(api, store) -> None:
+    from tests.discord.conftest import start_bot
+
+    h = await start_bot(api, store)  # nobody ran /config review-channel yet
+    await h.send("you are an idiot")
+    await h.send("you moron")
+    system = [c.body["content"] for c in api.find("POST", rf"/channels/{GENERAL}/messages")]
+    assert len([t for t in system if "no review channel is set" in t]) == 1
+    assert len(await h.bot.service.review_queue(Platform.DISCORD, GUILD)) == 2  # still queued
+    await h.bot.close()
+
+
+async def test_restores_reuse_one_channel_webhook(h: Harness) -> None:
+    from tests.discord.test_interactions import webhook_posts
+
+    for i in range(3):
+        h.dispatch("MESSAGE_CREATE", h.message(f"you idiot {i}"))
+    await h.settle()
+    mod = Member(Platform.DISCORD, "1200000000000000002", "Mo", roles=frozenset({Role.MODERATOR}))
+    await asyncio.gather(*(h.bot.service.apply_override(i, mod, Verdict.RESTORE) for i in (1, 2, 3)))
+    assert len(h.api.find("POST", rf"/channels/{GENERAL}/webhooks")) == 1
+    assert len(webhook_posts(h)) == 3
+
+
+async def test_a_failed_bulk_delete_fails_every_waiting_deletion(h: Harness) -> None:
+    await auto_on(h)
+    h.api.fail("POST", r"/channels/\d+/messages/bulk-delete", 403, times=1, code=50013)
+    for i in range(3):
+        h.dispatch("MESSAGE_CREATE", h.message(f"fuck off {i}"))
+    await h.settle()
+    failed = [e for e in h.store.audit if e.action == "action.failed"]
+    assert sorted(e.subject for e in failed) == ["1", "2", "3"]
+    assert all(e.detail["status"] == 403 for e in failed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from contextvars import ContextVar
 from datetime import timedelta
 
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 current_guild: ContextVar[int | None] = ContextVar("chatmod_discord_guild", default=None)
 
 _WEBHOOK_NAME = "chatmod"
+_NO_REVIEW_CHANNEL = (
+    "flagged messages are waiting in /mod queue, but no review channel is set: "
+    "run /config review-channel to get review posts with buttons"
+)
 _CONTENT_LIMIT = 2000
 
 
@@ -52,6 +57,8 @@ class DiscordActions:
         #: case id -> (channel id, message id) of its review post; rebuilt from the channel after restarts.
         self._review_posts: dict[int, tuple[int, int]] = {}
         self._expiring: set[asyncio.Task[None]] = set()
+        self._webhook_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._told_no_review: set[str] = set()
 
     # ------------------------------------------------------------------ capabilities
 
@@ -113,25 +120,27 @@ class DiscordActions:
             )
 
     async def _webhook(self, channel_id: int) -> discord.Webhook:
-        cached = self._webhooks.get(channel_id)
-        if cached is not None:
-            return cached
-        channel = self._client.get_channel(channel_id)
-        if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.StageChannel):
-            raise PlatformActionFailed(
-                "restore", f"channel {channel_id} cannot host webhooks", retryable=False
+        async with self._webhook_locks[channel_id]:  # two restores at once must not make two webhooks
+            cached = self._webhooks.get(channel_id)
+            if cached is not None:
+                return cached
+            channel = self._client.get_channel(channel_id)
+            if not isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.StageChannel):
+                raise PlatformActionFailed(
+                    "restore", f"channel {channel_id} cannot host webhooks", retryable=False
+                )
+            me = self._client.user.id if self._client.user else None
+            existing = await call("restore", channel.webhooks())
+            webhook = next(
+                (w for w in existing if w.name == _WEBHOOK_NAME and w.token and w.user and w.user.id == me),
+                None,
             )
-        me = self._client.user.id if self._client.user else None
-        existing = await call("restore", channel.webhooks())
-        webhook = next(
-            (w for w in existing if w.name == _WEBHOOK_NAME and w.token and w.user and w.user.id == me), None
-        )
-        if webhook is None:
-            webhook = await call(
-                "restore", channel.create_webhook(name=_WEBHOOK_NAME, reason="chatmod restores")
-            )
-        self._webhooks[channel_id] = webhook
-        return webhook
+            if webhook is None:
+                webhook = await call(
+                    "restore", channel.create_webhook(name=_WEBHOOK_NAME, reason="chatmod restores")
+                )
+            self._webhooks[channel_id] = webhook
+            return webhook
 
     # ------------------------------------------------------------------ moderators
 
@@ -139,11 +148,13 @@ class DiscordActions:
         """Post the case to the server's review channel with persistent verdict buttons."""
         channel = await self._review_channel(case.server_id)
         if channel is None:
-            log.warning(
-                "case %s: no review channel set for guild %s (/config review-channel)",
-                case.id,
-                case.server_id,
-            )
+            log.warning("case %s: no review channel set for guild %s", case.id, case.server_id)
+            if case.server_id not in self._told_no_review:
+                self._told_no_review.add(case.server_id)
+                try:
+                    await self.alert_admins(case.server_id, _NO_REVIEW_CHANNEL)
+                except PlatformActionFailed as exc:
+                    log.error("could not tell guild %s to set a review channel: %s", case.server_id, exc)
             return
         message = await call(
             "escalate",

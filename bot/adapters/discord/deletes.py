@@ -48,20 +48,21 @@ class DeleteBatcher:
         await fut
 
     async def _flush_later(self, channel_id: int) -> None:
-        await asyncio.sleep(self._window)
-        pending = self._pending.pop(channel_id)
+        pending: _Pending | None = None
         try:
+            await asyncio.sleep(self._window)
+            pending = self._pending.pop(channel_id)
             await self._flush(channel_id, list(pending.ids))
-        except PlatformActionFailed as exc:
-            for futs in pending.ids.values():
-                for f in futs:
-                    if not f.done():
-                        f.set_exception(exc)
+        except asyncio.CancelledError:
+            _settle(
+                pending or self._pending.pop(channel_id, _Pending()),
+                PlatformActionFailed("delete", "cancelled"),
+            )
+            raise
+        except Exception as exc:  # every waiter must hear about it, or its action would hang
+            _settle(pending or self._pending.pop(channel_id, _Pending()), exc)
         else:
-            for futs in pending.ids.values():
-                for f in futs:
-                    if not f.done():
-                        f.set_result(None)
+            _settle(pending, None)
 
     async def _flush(self, channel_id: int, ids: list[int]) -> None:
         http = self._client.http
@@ -92,3 +93,14 @@ async def delete_one(http: discord.http.HTTPClient, channel_id: int, message_id:
         log.info("message %s in %s already gone", message_id, channel_id)
     except (discord.HTTPException, discord.RateLimited) as exc:
         raise translate("delete", exc) from exc
+
+
+def _settle(pending: _Pending, exc: BaseException | None) -> None:
+    for futures in pending.ids.values():
+        for fut in futures:
+            if fut.done():
+                continue
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
