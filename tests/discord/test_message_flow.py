@@ -297,7 +297,7 @@ async def test_without_a_review_channel_admins_are_told_once_in_the_system_chann
 
 
 async def test_restores_reuse_one_channel_webhook(h: Harness) -> None:
-    from tests.discord.test_interactions import webhook_posts
+    from tests.discord.helpers import webhook_posts
 
     for i in range(3):
         h.dispatch("MESSAGE_CREATE", h.message(f"you idiot {i}"))

@@ -11,7 +11,7 @@ import pytest
 from moderation.domain import Action, Member, Platform, Role, Verdict
 from tests.discord.conftest import GENERAL, REVIEW, set_review_channel, start_bot
 from tests.discord.fake_api import FakeDiscordAPI, per_message_counts
-from tests.discord.test_interactions import click, webhook_posts
+from tests.discord.helpers import click, webhook_posts
 
 MOD = Member(Platform.DISCORD, "1200000000000000002", "Mo", roles=frozenset({Role.MODERATOR}))
 
