@@ -142,13 +142,49 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
+#: Settings that may only come from the environment: a TOML file that sets them is refused.
+SECRET_KEYS = (
+    ("api", "api_key"),
+    ("api", "admin_token"),
+    ("discord", "token"),
+    ("slack", "bot_token"),
+    ("slack", "signing_secret"),
+    ("slack", "admin_user_token"),
+    ("slack", "app_token"),
+)
+
+
+class SecretInConfigFile(ValueError):
+    """A secret was written in the TOML file; it must come from the environment."""
+
+
+def check_no_secrets(path: Path) -> None:
+    import tomllib
+
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    for section, key in SECRET_KEYS:
+        if data.get(section, {}).get(key):
+            env = f"CHATMOD_{section.upper()}__{key.upper()}"
+            raise SecretInConfigFile(
+                f"{path}: {section}.{key} is a secret: set {env} in the environment instead"
+            )
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
-    """Load settings from ``path`` (default ``chatmod.toml`` in the working directory, if present)."""
+    """Load settings from ``path`` (default ``chatmod.toml`` in the working directory, if present).
+
+    Secrets in the file are refused (``SecretInConfigFile``): they come only from the environment.
+    """
     if path is None:
+        default = Path("chatmod.toml")
+        if default.is_file():
+            check_no_secrets(default)
         return Settings()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
+    check_no_secrets(path)
 
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=str(path))

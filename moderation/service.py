@@ -319,7 +319,12 @@ class ModerationService:
                 verdict_action = Action.TIMEOUT if verdict is Verdict.TIMEOUT else Action.DELETE
             if action is not Action.DELETE and action is not Action.TIMEOUT:
                 await self._run_action(case, "delete", lambda: actions.delete(case))
-            if verdict_action is Action.TIMEOUT:
+            if verdict_action is Action.TIMEOUT and not actions.capabilities.can_timeout:
+                # e.g. Slack: no member timeouts. The removal and strike stand; the audit says why.
+                await self._audit(
+                    now, "system", "action.unsupported", case.server_id, str(case.id), action="timeout"
+                )
+            elif verdict_action is Action.TIMEOUT:
                 policy = await self._store.get_policy(case.key.platform, case.server_id)
                 seconds = policy.ladder.steps[0].timeout_seconds if policy.ladder.steps else 600
                 await self._run_action(case, "timeout", lambda: actions.timeout(case, seconds))

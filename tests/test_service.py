@@ -180,6 +180,15 @@ async def test_timeout_verdict(loop: Loop) -> None:
     assert ("timeout", (out.case.id, 600)) in loop.actions.calls
 
 
+async def test_timeout_verdict_without_timeout_capability_is_audited_not_called(store) -> None:
+    loop = Loop(store, caps=Capabilities(can_timeout=False))
+    out = await loop.service.handle_message(loop.msg("you moron"))
+    await loop.service.apply_override(out.case.id, MOD, Verdict.TIMEOUT)
+    assert "timeout" not in loop.actions.names() and ("delete", out.case.id) in loop.actions.calls
+    assert "action.unsupported" in [e.action for e in await loop.store.entries("srv")]
+    assert await loop.service.live_strikes(P, "srv", "alice") == 1
+
+
 async def test_non_moderator_override_is_refused_and_audited(loop: Loop) -> None:
     out = await loop.service.handle_message(loop.msg("you moron"))
     with pytest.raises(PermissionDenied):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from bot.settings import Settings, load_settings
+from bot.settings import SecretInConfigFile, Settings, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -55,3 +55,10 @@ def test_invalid_values_are_typed_errors(tmp_path: Path) -> None:
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_secrets_in_the_config_file_are_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "chatmod.toml"
+    cfg.write_text('[discord]\nenabled = true\ntoken = "abc"\n')
+    with pytest.raises(SecretInConfigFile, match="CHATMOD_DISCORD__TOKEN"):
+        load_settings(cfg)
