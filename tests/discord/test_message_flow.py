@@ -317,3 +317,15 @@ async def test_a_failed_bulk_delete_fails_every_waiting_deletion(h: Harness) -> 
     failed = [e for e in h.store.audit if e.action == "action.failed"]
     assert sorted(e.subject for e in failed) == ["1", "2", "3"]
     assert all(e.detail["status"] == 403 for e in failed)
+
+
+async def test_missing_commands_scope_does_not_stop_moderation(api, store, caplog) -> None:
+    from tests.discord.conftest import set_review_channel, start_bot
+
+    api.fail("PUT", r"/applications/\d+/guilds/\d+/commands", 403, code=50001, message="Missing Access")
+    h = await start_bot(api, store)
+    assert "applications.commands" in caplog.text
+    await set_review_channel(h)
+    await h.send("you are an idiot")
+    assert (await store.get_case(1)).decision.action is Action.HOLD
+    await h.bot.close()

@@ -113,7 +113,14 @@ class ChatmodDiscordBot(discord.Client):
         if not self.intents.message_content:
             log.error("message-content intent is off: messages arrive without text and cannot be moderated")
         if self.settings.guild_ids:
-            await self.sync_commands(self.settings.guild_ids)
+            try:
+                await self.sync_commands(self.settings.guild_ids)
+            except discord.Forbidden as exc:  # invited without the applications.commands scope
+                log.error(
+                    "cannot register slash commands (%s): re-invite the bot with the "
+                    "'applications.commands' scope (see docs/DISCORD.md)",
+                    exc,
+                )
 
     async def sync_commands(self, guild_ids: Sequence[int] | None = None) -> int:
         """Register slash commands: per guild (instant) or globally (propagates within the hour)."""
