@@ -30,6 +30,17 @@ from moderation.scoring.wire import ScoreReply, ScoreRequest, WireError, decode_
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Traced:
+    """A reply with client-side timings: ``enqueue_s`` (intake round trip), ``total_s`` (enqueue start
+    → reply read) and ``received_at`` (UNIX time, to set against the worker's ``done_at``)."""
+
+    reply: ScoreReply
+    enqueue_s: float
+    total_s: float
+    received_at: float
+
+
 @dataclass(slots=True)
 class ClientStats:
     sent: int = 0
@@ -114,17 +125,15 @@ class RedisScoreClient:
 
     async def score(self, text: str, *, timeout: float | None = None) -> ScoreResult:
         """Score one text. Raises ``ScoringOverloaded`` (backlog full) or ``ScoringTimeout``."""
-        reply, _latency = await self.request(text, timeout=timeout)
+        reply = (await self.request(text, timeout=timeout)).reply
         if reply.error == "expired":
             raise ScoringTimeout("the worker dropped the request: its deadline passed")
         if reply.error is not None:
             raise ScoringError(f"scoring failed: {reply.error} {reply.detail}".strip())
         return ScoreResult(reply.scores, reply.model_version, empty=not text.strip())
 
-    async def request(
-        self, text: str, *, timeout: float | None = None, normalized: bool = False
-    ) -> tuple[ScoreReply, float]:
-        """The raw reply (with the worker's stage timings) and the enqueue→result latency in seconds."""
+    async def request(self, text: str, *, timeout: float | None = None, normalized: bool = False) -> Traced:
+        """The raw reply (with the worker's stage timings) and the client-side timings."""
         if self._closed or self._reader is None:
             raise ScoringOverloaded("score client is not running")
         timeout = self.default_timeout if timeout is None else timeout
@@ -143,6 +152,7 @@ class RedisScoreClient:
                 if not await self._enqueue(encode_request(req), sent_at + timeout):
                     self.stats.overloaded += 1
                     raise ScoringOverloaded(f"scoring backlog is full ({self.max_pending})", after=0.5)
+                enqueued = time.perf_counter()
                 self.stats.sent += 1
                 reply, received = await fut
         except TimeoutError:
@@ -150,7 +160,7 @@ class RedisScoreClient:
             raise ScoringTimeout(f"no score within {timeout:.3f}s", after=timeout) from None
         finally:
             self._waiting.pop(rid, None)
-        return reply, received - started
+        return Traced(reply, enqueued - started, received - started, sent_at + (received - started))
 
     async def _enqueue(self, payload: bytes, deadline: float) -> bool:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -75,6 +75,8 @@ class WorkerSummary:
     reloads: int = 0
     write_retries: int = 0
     model_seconds: float = 0.0
+    #: CPU seconds of the event-loop thread: everything but the model (decode, tokenise, batch, I/O).
+    loop_cpu_seconds: float = 0.0
     left_pending: int = 0
     sizes: list[int] = field(default_factory=list)
 
@@ -140,6 +142,7 @@ class ScoreWorker:
         self._room.set()
 
     async def run(self) -> WorkerSummary:
+        cpu_start = time.thread_time()
         await ensure_group(self.redis, self.names)
         tasks = [
             asyncio.create_task(self._reader(), name="chatmod-worker-reader"),
@@ -167,6 +170,7 @@ class ScoreWorker:
             raise self._crash
         s = self.summary
         s.model_seconds = self.runner.model_seconds
+        s.loop_cpu_seconds = time.thread_time() - cpu_start
         s.left_pending = self.batcher.depth + len(self._held)
         log.info(
             "worker %s stopped: batches=%d answered=%d expired=%d failed=%d dead=%d reclaimed=%d "

@@ -1,0 +1,205 @@
+"""``chatmod worker`` (the Redis scorer worker) and ``chatmod bench`` (its benchmark)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from typing import Annotated, Any
+
+import typer
+
+log = logging.getLogger("chatmod.worker")
+
+ConfigPath = Annotated[str | None, typer.Option("--config", "-c", help="Settings TOML file.")]
+
+
+def _settings(config: str | None) -> Any:
+    from bot.settings import load_settings
+
+    return load_settings(config)
+
+
+def build_scorer(backend: str, path: str, device: str, int8: bool, threads: int, max_batch: int) -> Any:
+    """The model backend from settings: ``fake`` (tests) or ``torch`` (the real model)."""
+    if backend == "fake":
+        from moderation.fakes import FakeScorer
+
+        return FakeScorer()
+    from moderation.scoring.backend import TorchScorer
+
+    return TorchScorer.load(
+        path or None,
+        device=device,
+        quantize=int8,
+        threads=threads or None,  # type: ignore[arg-type]
+        batch_size=max(max_batch, 32),
+    )
+
+
+async def _serve(
+    url: str,
+    names: Any,
+    policy: Any,
+    scorer: Any,
+    loader: Any,
+    metrics_port: int,
+    consumer: str | None,
+    claim_idle: float,
+    drain_timeout: float,
+    socket_timeout: float,
+) -> dict[str, Any]:
+    from prometheus_client import start_http_server
+
+    from moderation.scoring.metrics import ScoringMetrics
+    from moderation.scoring.redis_transport import connect
+    from moderation.scoring.redis_worker import ScoreWorker
+
+    metrics = ScoringMetrics()
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    redis = connect(url, socket_timeout=socket_timeout)
+    worker = ScoreWorker(
+        redis,
+        scorer,
+        names=names,
+        policy=policy,
+        consumer=consumer,
+        claim_idle=claim_idle,
+        drain_timeout=drain_timeout,
+        loader=loader,
+        metrics=metrics,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        summary = await worker.run()
+    finally:
+        await redis.aclose()
+    return {
+        "consumer": summary.consumer,
+        "batches": summary.batches,
+        "answered": summary.answered,
+        "expired": summary.expired,
+        "failed": summary.failed,
+        "dead_lettered": summary.dead_lettered,
+        "reclaimed": summary.reclaimed,
+        "reloads": summary.reloads,
+        "model_s": round(summary.model_seconds, 3),
+        "loop_cpu_s": round(summary.loop_cpu_seconds, 3),
+        "left_pending": summary.left_pending,
+        "padding_waste": round(worker.batcher.stats.padding_waste, 4),
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def worker(
+        config: ConfigPath = None,
+        redis_url: Annotated[str | None, typer.Option(help="Default: redis.url from settings.")] = None,
+        model: Annotated[
+            str | None, typer.Option(help="Artifact directory (default: models/default).")
+        ] = None,
+        backend: Annotated[str | None, typer.Option(help="torch or fake.")] = None,
+        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+        int8: Annotated[
+            bool | None, typer.Option("--int8/--fp32", help="CPU int8 dynamic quantisation.")
+        ] = None,
+        threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0 = default).")] = None,
+        max_batch: Annotated[int | None, typer.Option()] = None,
+        max_wait_ms: Annotated[float | None, typer.Option()] = None,
+        token_budget: Annotated[int | None, typer.Option()] = None,
+        metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics here (0 = off).")] = 0,
+        consumer: Annotated[str | None, typer.Option(help="Consumer name (default host-pid-random).")] = None,
+        claim_idle_s: Annotated[float, typer.Option(help="Reclaim entries pending this long.")] = 10.0,
+        summary_json: Annotated[bool, typer.Option(help="Print the shutdown summary as JSON.")] = False,
+    ) -> None:
+        """Run a scorer worker: read scoring requests from Redis in batches, answer them; SIGTERM drains."""
+        from moderation.scoring.batcher import BatchPolicy
+        from moderation.scoring.redis_transport import StreamNames
+
+        s = _settings(config)
+        w, m, r = s.worker, s.model, s.redis
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # composition root: one tokenizer thread
+        max_batch = max_batch or w.max_batch
+        backend_name = backend or m.backend
+        scorer = build_scorer(
+            backend_name,
+            model if model is not None else m.path,
+            device or m.device,
+            m.int8 if int8 is None else int8,
+            m.threads if threads is None else threads,
+            max_batch,
+        )
+        policy = BatchPolicy(
+            max_batch=max_batch,
+            max_wait=(w.max_wait_ms if max_wait_ms is None else max_wait_ms) / 1000,
+            max_tokens=token_budget or w.token_budget,
+            max_queue=w.queue_size,
+        )
+        names = StreamNames(stream=r.stream, group=r.group)
+        dev, q, t = (
+            device or m.device,
+            m.int8 if int8 is None else int8,
+            m.threads if threads is None else threads,
+        )
+
+        def loader(path: str) -> Any:
+            return build_scorer(backend_name, path, dev, q, t, max_batch)
+
+        summary = asyncio.run(
+            _serve(
+                redis_url or r.url,
+                names,
+                policy,
+                scorer,
+                loader,
+                metrics_port,
+                consumer,
+                claim_idle_s,
+                w.drain_timeout_s,
+                r.socket_timeout_s,
+            )
+        )
+        if summary_json:
+            typer.echo(json.dumps(summary))
+
+    @app.command()
+    def bench(
+        redis_url: Annotated[
+            str, typer.Option(help="Redis for the worker under test.")
+        ] = "redis://127.0.0.1:6379/0",
+        model: Annotated[
+            str | None, typer.Option(help="Artifact (default models/default, else the base model).")
+        ] = None,
+        data_dir: Annotated[str, typer.Option(help="Real messages (../shared/data).")] = "../shared/data",
+        threads: Annotated[int, typer.Option(help="torch threads for every contender (0 = all cores).")] = 0,
+        modes: Annotated[str, typer.Option(help="Worker precisions to load-test: fp32,int8.")] = "fp32,int8",
+        step_seconds: Annotated[float, typer.Option(help="Length of each arrival-rate step.")] = 4.0,
+        slo_ms: Annotated[float | None, typer.Option(help="p99 target (default 50 CPU / 20 GPU).")] = None,
+        max_batch: Annotated[int, typer.Option()] = 64,
+        max_wait_ms: Annotated[float, typer.Option()] = 2.0,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        quick: Annotated[bool, typer.Option(help="Smaller samples (smoke test).")] = False,
+    ) -> None:
+        """Benchmark the worker through real Redis against a naive per-message pipeline."""
+        from bot.bench import BenchConfig, run_bench
+
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        cfg = BenchConfig(
+            redis_url=redis_url,
+            model=model,
+            data_dir=data_dir,
+            threads=threads or (os.cpu_count() or 1),
+            modes=tuple(x.strip() for x in modes.split(",") if x.strip()),
+            step_seconds=step_seconds,
+            slo_ms=slo_ms,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            quick=quick,
+        )
+        report = run_bench(cfg, progress=None if as_json else typer.echo)
+        typer.echo(json.dumps(report, indent=None if as_json else 2))
