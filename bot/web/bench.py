@@ -59,9 +59,14 @@ def _start_server(db_url: str, config: str | None) -> tuple[subprocess.Popen[str
         cmd += ["--config", config]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(x) for x in iter(proc.stdout.readline, "")], daemon=True
-    ).start()  # type: ignore[union-attr]
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for line in iter(stdout.readline, ""):
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + 120
     seen: list[str] = []
     while time.monotonic() < deadline:

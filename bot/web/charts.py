@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
+from typing import TypeVar
 
 from bot.web.context import QueueSample
 from moderation.domain import Action, Case, Verdict
@@ -18,6 +19,7 @@ CONFIRMED = frozenset({Verdict.UPHOLD, Verdict.DELETE, Verdict.TIMEOUT})
 REVERSED = frozenset({Verdict.RESTORE, Verdict.DISMISS})
 
 Point = tuple[datetime, float]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +40,8 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _buckets(
-    items: Iterable[tuple[datetime, object]], start: datetime, width: timedelta
-) -> dict[datetime, list]:
-    out: dict[datetime, list] = {}
+def _buckets(items: Iterable[tuple[datetime, T]], start: datetime, width: timedelta) -> dict[datetime, list[T]]:
+    out: dict[datetime, list[T]] = {}
     for at, value in items:
         if at < start:
             continue

@@ -132,7 +132,7 @@ def build_dashboard_router(ctx: WebContext) -> APIRouter:
 
     async def case_view(case: Case, explain: bool) -> dict[str, Any]:
         labels = [h.label for h in case.decision.hits]
-        evidence = {}
+        evidence: Mapping[str, Any] = {}
         if explain and ctx.explanations is not None:
             evidence = await ctx.explanations.for_case(case.id, case.text, labels)
         return {"case": case, "evidence": evidence, "automatic": is_automatic(case)}
