@@ -40,7 +40,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _buckets(items: Iterable[tuple[datetime, T]], start: datetime, width: timedelta) -> dict[datetime, list[T]]:
+def _buckets(
+    items: Iterable[tuple[datetime, T]], start: datetime, width: timedelta
+) -> dict[datetime, list[T]]:
     out: dict[datetime, list[T]] = {}
     for at, value in items:
         if at < start:
