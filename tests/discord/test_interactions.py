@@ -335,3 +335,13 @@ async def test_config_commands_round_trip(h: Harness) -> None:
     await h.send("you idiot", roles=["1400000000000000004"])
     assert h.store.cases == {}
     assert BOT_ID  # (the bot never moderates itself either: see test_message_flow)
+
+
+async def test_a_failing_command_still_answers_the_moderator(h: Harness, monkeypatch, caplog) -> None:
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(h.bot.service, "review_queue", broken)
+    await h.run(h.slash("mod", "queue"))
+    assert h.last_reply() == "Something went wrong; it was logged for the bot's operator."
+    assert "database on fire" in caplog.text

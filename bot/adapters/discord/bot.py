@@ -89,6 +89,7 @@ class ChatmodDiscordBot(discord.Client):
         commands: tuple[app_commands.Group | app_commands.Command[Any, ..., Any], ...] = (mod, config, appeal)
         for command in commands:
             self.tree.add_command(command)
+        self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
         self.actions = DiscordActions(
             self,
             service.store,
@@ -195,6 +196,23 @@ class ChatmodDiscordBot(discord.Client):
                 log.exception("error while moderating a Discord event")
             finally:
                 current_guild.reset(token)
+
+    async def _on_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Answer every failed command (Discord otherwise shows "The application did not respond")."""
+        if isinstance(error, app_commands.TransformerError):
+            text = f"Invalid value {error.value!r} for this option."
+        else:
+            log.error("slash command failed", exc_info=error)
+            text = "Something went wrong; it was logged for the bot's operator."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not report a command error: %s", exc)
 
     # ------------------------------------------------------------------ events
 
