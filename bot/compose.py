@@ -91,7 +91,12 @@ async def open_database(database: DatabaseSettings, *, migrate: bool = True) -> 
         from migrations import upgrade
 
         await upgrade(database.url)
-    store = open_store(database.url, retention=timedelta(days=database.retention_days), echo=database.echo)
+    store = open_store(
+        database.url,
+        retention=timedelta(days=database.retention_days),
+        echo=database.echo,
+        erasure_salt=database.erasure_salt.get_secret_value() or None,
+    )
     try:
         yield store
     finally:
@@ -112,3 +117,17 @@ def build_service(
         clock=SystemClock(),
         score_timeout=settings.worker.score_timeout_s,
     )
+
+
+async def purge_loop(store: SqlStore, interval_s: float, clock: SystemClock | None = None) -> None:
+    """Erase message texts older than the retention window, now and every ``interval_s``."""
+    import asyncio
+
+    clock = clock or SystemClock()
+    while True:
+        try:
+            purged = await store.purge_expired_text(clock.now())
+            log.info("retention purge: %s", purged)
+        except Exception:  # a failed purge must not stop the bot; it is retried next round
+            log.exception("retention purge failed")
+        await asyncio.sleep(interval_s)

@@ -24,6 +24,11 @@ class DatabaseSettings(BaseModel):
     #: Message text is kept this many days for review and appeals, then erased (hash kept).
     retention_days: int = Field(30, ge=1, le=3650)
     echo: bool = False
+    #: Keys the pseudonyms that replace a member's ids on erasure (env CHATMOD_DATABASE__ERASURE_SALT);
+    #: keep it stable so repeated erasures agree. Empty = random per process.
+    erasure_salt: SecretStr = SecretStr("")
+    #: How often the bot erases message texts older than the retention window.
+    purge_interval_s: float = Field(3600.0, gt=0)
 
 
 class RedisSettings(BaseModel):
@@ -144,6 +149,7 @@ class Settings(BaseSettings):
 
 #: Settings that may only come from the environment: a TOML file that sets them is refused.
 SECRET_KEYS = (
+    ("database", "erasure_salt"),
     ("api", "api_key"),
     ("api", "admin_token"),
     ("discord", "token"),

@@ -58,8 +58,11 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> dict[str, Any]:
         score_client(settings.worker, settings.model, settings.redis) as scorer,
     ):
         service = build_service(settings, scorer=scorer, store=store, actions={})
+        from bot.compose import purge_loop
+
         tasks: list[asyncio.Task[Any]] = []
         closers: list[Any] = []
+        purger = asyncio.create_task(purge_loop(store, settings.database.purge_interval_s), name="purge")
         if "discord" in adapters:
             from bot.adapters.discord.bot import build_discord_bot
 
@@ -89,9 +92,9 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> dict[str, Any]:
                 await asyncio.wait_for(close(), settings.worker.drain_timeout_s)
             except Exception as exc:  # a failing close must not keep the others from closing
                 log.error("error while closing an adapter: %r", exc)
-        for task in [stop_wait, *tasks]:
+        for task in [stop_wait, purger, *tasks]:
             task.cancel()
-        await asyncio.gather(stop_wait, *tasks, return_exceptions=True)
+        await asyncio.gather(stop_wait, purger, *tasks, return_exceptions=True)
     summary["uptime_s"] = round(time.monotonic() - started_at, 1)
     return summary
 
