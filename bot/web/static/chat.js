@@ -25,6 +25,7 @@
         state.me = m.me; state.channels = m.channels; state.history = m.history;
         $("dashboard-link").href = m.dashboard;
         $("me").textContent = `you are ${m.me.name}`;
+        $("model-version").textContent = m.model_version;
         renderChannels(); renderRoom();
         document.body.dataset.ready = "1";
         break;
