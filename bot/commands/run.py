@@ -66,7 +66,10 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> dict[str, Any]:
         if "discord" in adapters:
             from bot.adapters.discord.bot import build_discord_bot
 
-            discord_bot = build_discord_bot(service, settings.discord)
+            # The bot drains within a deadline shorter than the outer wait_for around close().
+            discord_bot = build_discord_bot(
+                service, settings.discord, drain_timeout_s=settings.worker.drain_timeout_s * 0.8
+            )
             tasks.append(asyncio.create_task(discord_bot.start(settings.discord.token.get_secret_value())))
             closers.append(discord_bot.close)
         if any(a.startswith("slack") for a in adapters):
