@@ -270,7 +270,7 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
                     await error(member, str(exc))
         except WebSocketDisconnect:
             pass
-        except ValueError:  # not JSON
+        except (ValueError, KeyError):  # not JSON, or a binary frame
             log.info("demo socket of %s sent invalid JSON; closing", member.user_id)
         finally:
             hub.leave(member, ws)
