@@ -216,18 +216,31 @@ def build_dashboard_router(ctx: WebContext) -> APIRouter:
     # ------------------------------------------------------------------ policy
 
     @router.get("/policy", response_class=HTMLResponse)
-    async def policy_page(request: Request, error: str = "", status_code: int = 200) -> Response:
+    async def policy_page(request: Request) -> Response:
         sess = session_of(request)
         if sess is None:
             return login_redirect(request)
         platform, server = server_of(request)
-        policy = await store.get_policy(platform, server)
         channel = request.query_params.get("channel", "")[:64]
+        return await render_policy(request, sess, platform, server, channel)
+
+    async def render_policy(
+        request: Request,
+        sess: AdminSession,
+        platform: Platform,
+        server: str,
+        channel: str,
+        error: str = "",
+        status_code: int = 200,
+    ) -> Response:
+        policy = await store.get_policy(platform, server)
         return page(
             request,
             "policy.html",
             sess,
             status_code=status_code,
+            platform=platform.value,
+            server=server,
             policy=policy,
             labels=ctx.labels,
             channel=channel,
@@ -247,10 +260,7 @@ def build_dashboard_router(ctx: WebContext) -> APIRouter:
             field = getattr(exc, "field", "")
             message = f"{field}: {exc.message}" if isinstance(exc, ValidationError) else str(exc)
             log.info("dashboard policy change rejected: %s", message)
-            request.scope["query_string"] = urlencode(
-                {"platform": platform.value, "server": server, "channel": channel or ""}
-            ).encode()
-            return await policy_page(request, error=message, status_code=400)
+            return await render_policy(request, sess, platform, server, channel or "", message, 400)
         return back("/dashboard/policy", platform, server, channel=channel or "", msg=what)
 
     @router.post("/policy/thresholds")

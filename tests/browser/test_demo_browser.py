@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -226,7 +227,7 @@ def test_html_in_messages_is_shown_as_text(room: Room) -> None:
 
 
 def _login(page: Page, url: str, next_path: str) -> None:
-    page.goto(f"{url}/dashboard/login?next={next_path}")
+    page.goto(f"{url}/dashboard/login?next={quote(next_path)}")
     page.fill("input[name='token']", ADMIN_TOKEN)
     page.click("button.primary")
 
@@ -251,12 +252,13 @@ def test_dashboard_threshold_edit_applies_to_next_message(room: Room, browser: B
     room.pages["admin"] = page
     _login(page, room.url, "/dashboard/policy?platform=demo&server=demo&channel=general")
     expect(page.locator("h1")).to_contain_text("Policy")
+    expect(page.locator("h2").first).to_contain_text("#general")
     page.fill("input[name='review_toxic']", "1.5")  # server-side validation
     page.click("#save-thresholds")
     expect(page.locator(".flash.err")).to_contain_text("toxic.review_at")
     page.fill("input[name='review_toxic']", new_review)
     page.click("#save-thresholds")
-    expect(page.locator(".flash.ok")).to_contain_text("Saved 1 threshold change")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved 1 threshold change(s) for #general")
     assert float(page.input_value("input[name='review_toxic']")) == pytest.approx(float(new_review))
     room.shot("admin", "dashboard-policy.png")
 

@@ -73,6 +73,7 @@ async def test_threshold_edit_is_validated_audited_and_applies(
     for bad, message in (("1.5", "toxic.review_at"), ("abc", "not a number"), ("nan", "toxic.review_at")):
         r = await client.post("/dashboard/policy/thresholds", data={**base, "review_toxic": bad})
         assert r.status_code == 400 and message in r.text, bad
+        assert 'name="channel" value="general"' in r.text  # the re-rendered form still targets #general
     r = await client.post(
         "/dashboard/policy/thresholds", data={**base, "review_toxic": "0.99", "act_toxic": "0.5"}
     )
