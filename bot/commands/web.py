@@ -28,13 +28,10 @@ ConfigPath = Annotated[str | None, typer.Option("--config", "-c", help="Settings
 
 def explainer_for(scorer: Any) -> Callable[[str, Any], dict[str, list[tuple[str, float]]]] | None:
     """Word-level evidence: occlusion on the real model, the lexicon hits on the fake."""
-    if hasattr(scorer, "explain"):
+    if hasattr(scorer, "score_matrix"):
+        from bot.web.explain import occlusion_evidence
 
-        def explain(text: str, labels: Any) -> dict[str, list[tuple[str, float]]]:
-            out = scorer.explain(text, top_k=4, labels=list(labels), min_score=0.0)
-            return {e.label: [(w, float(d)) for w, d in e.words] for e in out}
-
-        return explain
+        return lambda text, labels: occlusion_evidence(scorer, text, list(labels))
     if hasattr(scorer, "evidence"):
 
         def lexicon(text: str, labels: Any) -> dict[str, list[tuple[str, float]]]:
