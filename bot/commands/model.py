@@ -70,33 +70,27 @@ def parse_lines(lines: Iterable[str], *, skip_invalid: bool = False) -> Iterator
         yield InputLine(lineno, text, empty=not text.strip())
 
 
-def _open_in(path: Path | None) -> IO[str]:
+def read_input(path: Path | None) -> str:
+    """The whole input as text: stdin for None/"-". Invalid UTF-8 becomes U+FFFD, a BOM is dropped."""
     if path is None or str(path) == "-":
-        return open(sys.stdin.fileno(), encoding="utf-8", errors="surrogateescape", closefd=False, newline="")
-    return path.open(encoding="utf-8", errors="surrogateescape", newline="")
+        buf = getattr(sys.stdin, "buffer", None)
+        raw = buf.read() if buf is not None else sys.stdin.read().encode("utf-8", "replace")
+    else:
+        raw = path.read_bytes()
+    return raw.decode("utf-8-sig", errors="replace")
 
 
-def _open_out(path: Path | None) -> IO[str]:
-    if path is None or str(path) == "-":
-        return open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False)
-    return path.open("w", encoding="utf-8")
+def split_lines(data: str) -> list[str]:
+    """Lines ended by '\n' only (JSON strings may hold a raw U+2028, which str.splitlines would split)."""
+    lines = data.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
+    return lines
 
 
-def _split_lines(fh: IO[str]) -> Iterator[str]:
-    # Only '\n' ends a line (JSON strings cannot hold raw newlines; str.splitlines would also split on
-    # U+2028 and friends, which may legally appear raw inside JSON strings).
-    buf = ""
-    for chunk in iter(lambda: fh.read(1 << 16), ""):
-        buf += chunk
-        *lines, buf = buf.split("\n")
-        yield from lines
-    if buf:
-        yield buf
-
-
-def score_stream(
+def score_lines(
     scorer: Any,
-    fin: IO[str],
+    lines: Iterable[str],
     fout: IO[str],
     *,
     skip_invalid: bool = False,
@@ -104,10 +98,10 @@ def score_stream(
     with_flags: bool = False,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Score every line of ``fin`` into ``fout``. Validates all input before writing any output."""
+    """Score every line into ``fout``, one JSON object per line, in order."""
     from tqdm import tqdm
 
-    items = list(parse_lines(_split_lines(fin), skip_invalid=skip_invalid))
+    items = list(parse_lines(lines, skip_invalid=skip_invalid))
     labels = list(scorer.labels)
     zero = dict.fromkeys(labels, 0.0)
     counts = {"lines": len(items), "empty": 0, "invalid": 0}
@@ -184,20 +178,20 @@ def score(
     if input is not None and str(input) != "-" and not input.is_file():
         typer.echo(f"error: input file not found: {input}", err=True)
         raise typer.Exit(2)
+    lines = split_lines(read_input(input))
+    try:  # validate before loading the model: a bad line fails fast and nothing is written
+        list(parse_lines(lines, skip_invalid=skip_invalid))
+    except InvalidLine as exc:
+        typer.echo(f"error: invalid input at {exc} (use --skip-invalid to write zeros instead)", err=True)
+        raise typer.Exit(2) from exc
     scorer = _load_scorer(model, device, int8, batch_size)
     started = time.perf_counter()
-    with _open_in(input) as fin:
-        try:
-            fout = _open_out(output)
-            try:
-                counts = score_stream(
-                    scorer, fin, fout, skip_invalid=skip_invalid, with_flags=flags, progress=not quiet
-                )
-            finally:
-                fout.close()
-        except InvalidLine as exc:
-            typer.echo(f"error: invalid input at {exc} (use --skip-invalid to write zeros instead)", err=True)
-            raise typer.Exit(2) from exc
+    opts: dict[str, Any] = {"skip_invalid": skip_invalid, "with_flags": flags, "progress": not quiet}
+    if output is None or str(output) == "-":
+        counts = score_lines(scorer, lines, sys.stdout, **opts)
+    else:
+        with output.open("w", encoding="utf-8") as fout:
+            counts = score_lines(scorer, lines, fout, **opts)
     log.info(
         "scored %d lines (%d empty, %d invalid) with %s in %.1fs",
         counts["lines"],

@@ -1,0 +1,185 @@
+"""TorchScorer on the real base model: artifact round trip, typed errors, long-message windows, int8."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from moderation.labels import LABELS
+from moderation.ports import TextScorer
+from moderation.scoring.artifact import ArtifactError, check_artifact, default_model_path, read_card
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.export import make_untrained_artifact
+
+    return make_untrained_artifact(tmp_path_factory.mktemp("artifact") / "model", seed=1)
+
+
+@pytest.fixture(scope="module")
+def scorer(artifact: Path):  # type: ignore[no-untyped-def]
+    from moderation.scoring.backend import TorchScorer
+
+    return TorchScorer.load(artifact, device="cpu", threads=1)
+
+
+def test_round_trip_matches_the_in_memory_model(artifact: Path, scorer) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from moderation.scoring.backend import ToxicityModel
+    from training.export import make_untrained_artifact  # noqa: F401  (same seed → same head)
+    from training.pipeline import base_model_path, load_tokenizer
+
+    card = check_artifact(artifact)
+    assert card.labels == LABELS and card.version == "test-untrained"
+    assert set(card.thresholds) == set(LABELS)
+    assert isinstance(scorer, TextScorer)
+    assert scorer.labels == LABELS and scorer.version == "test-untrained"
+
+    torch.manual_seed(1)
+    model = ToxicityModel.from_base(base_model_path(), len(LABELS))
+    torch.nn.init.normal_(model.classifier.weight, std=0.5)
+    model.eval()
+    tok = load_tokenizer(base_model_path())
+    texts = ["you are a wonderful person", "shut up you idiot"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.sigmoid(model(enc["input_ids"], enc["attention_mask"])).tolist()
+    got = scorer.score_batch(texts)
+    for row, exp in zip(got, expected, strict=True):
+        assert list(row) == list(LABELS)
+        assert [row[k] for k in LABELS] == pytest.approx(exp, abs=5e-3)  # fp16 storage
+
+
+def test_empty_and_whitespace_score_zero(scorer) -> None:  # type: ignore[no-untyped-def]
+    rows = scorer.score_batch(["", "   \n\t", "\u200b\u200d", "hello"])
+    assert rows[0] == dict.fromkeys(LABELS, 0.0)
+    assert rows[1] == dict.fromkeys(LABELS, 0.0)
+    assert rows[2] == dict.fromkeys(LABELS, 0.0)  # only zero-width characters: empty once normalised
+    assert any(v > 0 for v in rows[3].values())
+
+
+def test_batch_order_and_size_independence(scorer) -> None:  # type: ignore[no-untyped-def]
+    texts = [f"message number {i} " + "word " * (i * 7) for i in range(20)]
+    together = scorer.score_batch(texts)
+    alone = [scorer.score_batch([t])[0] for t in texts[:5]]
+    for a, b in zip(together[:5], alone, strict=True):
+        assert [a[k] for k in LABELS] == pytest.approx([b[k] for k in LABELS], abs=1e-4)
+
+
+def test_long_messages_are_scored_in_windows_taking_the_max(scorer) -> None:  # type: ignore[no-untyped-def]
+    filler = "the weather report for tomorrow says sunny skies and light wind . " * 40
+    text = filler + " you are a disgusting worthless idiot"
+    ids = scorer._encode([scorer.prepare(text)])[0]
+    windows = scorer._windows(ids)
+    assert len(ids) > scorer.max_length and len(windows) > 1
+    assert all(len(w) <= scorer.max_length for w in windows)
+    body = [t for w in windows for t in w[1:-1]]
+    assert set(body) == set(ids)  # every token is in some window
+    assert windows[-1][1:-1] == ids[-(scorer.max_length - 2) :]  # the tail is covered
+    per_window = scorer._run(windows)
+    full = scorer.score_matrix([text])[0]
+    for j in range(len(LABELS)):
+        assert full[j] == pytest.approx(max(w[j] for w in per_window), abs=1e-5)
+    assert scorer.token_lengths([text])[0] == sum(len(w) for w in windows)
+    assert scorer.token_lengths(["", "hi"]) == [0, 3]
+    huge = scorer.score_batch(["word " * 20000])[0]  # any length is scored
+    assert set(huge) == set(LABELS)
+
+
+def test_int8_agrees_with_fp32() -> None:
+    """On the shipped (trained) model: int8 dynamic quantisation moves probabilities only a little."""
+    from moderation.scoring.backend import TorchScorer
+
+    fp32 = TorchScorer.load(None, device="cpu", threads=1)
+    q = TorchScorer.load(None, device="cpu", quantize=True, threads=1)
+    assert q.version == fp32.version + "+int8"
+    texts = [
+        "hello there friend, how was the trip?",
+        "you stupid idiot, nobody wants you here",
+        "I will find you and hurt you",
+        "what a lovely photo of your garden",
+        "shut the fuck up",
+        "those people are animals and should be deported",
+    ]
+    diffs = [
+        abs(a[k] - b[k])
+        for a, b in zip(fp32.score_batch(texts), q.score_batch(texts), strict=True)
+        for k in LABELS
+    ]
+    assert max(diffs) < 0.25  # near-boundary texts move most; AUC drop is in docs/MODEL.md
+    assert sum(diffs) / len(diffs) < 0.04
+
+
+def test_explain_names_words(scorer) -> None:  # type: ignore[no-untyped-def]
+    text = "have a lovely day you absolute idiot"
+    out = scorer.explain(text, top_k=3, min_score=0.0)
+    assert out and {e.label for e in out} <= set(LABELS)
+    for e in out:
+        assert len(e.words) <= 3 and len(e.words) == len(e.offsets)
+        for (word, drop), (s, end) in zip(e.words, e.offsets, strict=True):
+            assert text[s:end] == word and drop > 0
+    attributions = scorer.word_attributions(text, "toxic")
+    assert [text[s:e] for s, e, _ in attributions] == text.split()
+    assert scorer.explain("", min_score=0.0) == []
+
+
+@pytest.mark.parametrize(
+    ("breakage", "file"),
+    [
+        ("delete_weights", "model.safetensors"),
+        ("truncate_weights", "model.safetensors"),
+        ("corrupt_card", "card.json"),
+        ("card_bad_labels", "card.json"),
+        ("delete_card", "card.json"),
+        ("corrupt_config", "config.json"),
+        ("delete_tokenizer", "tokenizer.json"),
+    ],
+)
+def test_missing_or_corrupt_artifact_is_a_typed_error_naming_the_file(
+    artifact: Path, tmp_path: Path, breakage: str, file: str
+) -> None:
+    from moderation.scoring.backend import TorchScorer
+
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact, broken)
+    target = broken / file
+    if breakage.startswith("delete"):
+        target.unlink()
+    elif breakage == "truncate_weights":
+        target.write_bytes(target.read_bytes()[:1000])
+    elif breakage == "card_bad_labels":
+        card = json.loads(target.read_text())
+        card["labels"] = ["toxic", "not_a_label"]
+        target.write_text(json.dumps(card))
+    else:
+        target.write_text("{ not json")
+    with pytest.raises(ArtifactError) as info:
+        TorchScorer.load(broken, device="cpu")
+    assert info.value.path.endswith(file)
+    assert file in str(info.value)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    from moderation.scoring.backend import TorchScorer
+
+    with pytest.raises(ArtifactError, match="not found"):
+        TorchScorer.load(tmp_path / "nope", device="cpu")
+
+
+def test_shipped_default_model_card() -> None:
+    path = default_model_path()
+    if not (path / "card.json").is_file():
+        pytest.fail(f"the default model artifact is missing at {path}")
+    card = read_card(path)
+    assert card.labels == LABELS
+    for label in LABELS:
+        t = card.thresholds[label]
+        assert 0 < t.review_at <= t.act_at < 1
+    assert card.data.get("files") and card.metrics
