@@ -177,3 +177,20 @@ async def test_hot_reload_swaps_model_without_dropping(redis: Redis, names: Stre
 async def _subscribed(redis: Redis, channel: str) -> bool:
     counts = await redis.pubsub_numsub(channel)
     return bool(counts and counts[0][1] > 0)
+
+
+async def test_from_url_client_owns_its_connection(redis: Redis, names: StreamNames) -> None:
+    # As deployed: stream and group from settings, results keys under the default prefix.
+    deployed = StreamNames(stream=names.stream, group=names.group)
+    worker, task = start_worker(redis, deployed, FakeScorer())
+    client = RedisScoreClient.from_url(
+        "redis://127.0.0.1:6379/0", stream=names.stream, group=names.group, default_timeout=10
+    )
+    async with client:
+        result = await client.score("you moron")
+    worker.stop()
+    await task
+    assert result.scores["insult"] > 0.5
+    assert client.results_key.startswith("chatmod:results:")
+    assert client.redis.connection_pool is not redis.connection_pool
+    assert await redis.exists(client.results_key) == 0  # closing removed its results stream

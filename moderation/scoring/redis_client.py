@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from moderation.domain import ScoreResult
 from moderation.errors import ScoringError, ScoringOverloaded, ScoringTimeout
-from moderation.scoring.redis_transport import BOUNDED_XADD, TRANSIENT, Backoff, StreamNames
+from moderation.scoring.redis_transport import BOUNDED_XADD, TRANSIENT, Backoff, StreamNames, connect
 from moderation.scoring.wire import ScoreReply, ScoreRequest, WireError, decode_reply, encode_request
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,31 @@ class RedisScoreClient:
         self._seq = 0
         self._last_id = b"0-0"
         self._closed = False
+        self._owns_redis = False
         self.stats = ClientStats()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        stream: str | None = None,
+        group: str | None = None,
+        max_pending: int = 10_000,
+        socket_timeout: float = 5.0,
+        default_timeout: float = 5.0,
+    ) -> RedisScoreClient:
+        """A client with its own connection pool (closed by ``close()``), for the composition root."""
+        defaults = StreamNames()
+        names = StreamNames(stream=stream or defaults.stream, group=group or defaults.group)
+        client = cls(
+            connect(url, socket_timeout=socket_timeout),
+            names=names,
+            max_pending=max_pending,
+            default_timeout=default_timeout,
+        )
+        client._owns_redis = True
+        return client
 
     async def start(self) -> None:
         if self._reader is None:
@@ -120,6 +144,8 @@ class RedisScoreClient:
         self._waiting.clear()
         with contextlib.suppress(*TRANSIENT):
             await self.redis.delete(self.results_key)
+        if self._owns_redis:
+            await self.redis.aclose()
 
     # ------------------------------------------------------------------ scoring
 
