@@ -176,7 +176,13 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Artifact (default models/default, else the base model).")
         ] = None,
         data_dir: Annotated[str, typer.Option(help="Real messages (../shared/data).")] = "../shared/data",
-        threads: Annotated[int, typer.Option(help="torch threads for every contender (0 = all cores).")] = 0,
+        threads: Annotated[
+            int,
+            typer.Option(
+                help="torch threads for every contender (0 = half the cores: the rest run "
+                "the worker's event loop, Redis and the load generator)."
+            ),
+        ] = 0,
         modes: Annotated[str, typer.Option(help="Worker precisions to load-test: fp32,int8.")] = "fp32,int8",
         step_seconds: Annotated[float, typer.Option(help="Length of each arrival-rate step.")] = 4.0,
         slo_ms: Annotated[float | None, typer.Option(help="p99 target (default 50 CPU / 20 GPU).")] = None,
@@ -193,7 +199,7 @@ def register(app: typer.Typer) -> None:
             redis_url=redis_url,
             model=model,
             data_dir=data_dir,
-            threads=threads or (os.cpu_count() or 1),
+            threads=threads or max(1, (os.cpu_count() or 2) // 2),
             modes=tuple(x.strip() for x in modes.split(",") if x.strip()),
             step_seconds=step_seconds,
             slo_ms=slo_ms,
