@@ -161,7 +161,7 @@ def build_api_router(ctx: WebContext) -> APIRouter:
                 reason=decision.reason,
                 category=decision.category,
                 hits=[
-                    Hit(label=h.label, score=h.score, tier=h.tier, threshold=h.threshold)
+                    Hit(label=h.label, score=round(h.score, 6), tier=h.tier, threshold=h.threshold)
                     for h in decision.hits
                 ],
                 thresholds={k: (v[0], v[1]) for k, v in decision.thresholds.items()},

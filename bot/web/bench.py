@@ -125,7 +125,11 @@ def run_bench(*, requests: int, concurrency: int, db: str | None, config: str | 
         path = Path(db) if db else Path(tmp) / "bench.db"
         proc, base = _start_server(f"sqlite+aiosqlite:///{path.resolve()}", config)
         try:
-            with httpx.Client(base_url=base) as c:
+            with httpx.Client(base_url=base, timeout=10) as c:
+                # the server listens before the model has loaded; measure the model, not the load
+                deadline = time.monotonic() + 300
+                while c.get("/health").status_code != 200 and time.monotonic() < deadline:
+                    time.sleep(0.25)
                 health = c.get("/health").json()
             result = measure(base, requests, concurrency)
         finally:

@@ -128,6 +128,8 @@
     const close = el("button", "close", "×"); close.setAttribute("aria-label", "dismiss"); close.onclick = () => box.remove();
     box.append(close);
     $("notices").append(box);
+    const all = $("notices").children;  // keep the newest few; older ones scroll the chat away
+    while (all.length > 4) all[0].remove();
   }
 
   function scoreBars(scores, hits) {
