@@ -95,3 +95,45 @@ def bias_report(score: Callable[[Sequence[str]], np.ndarray]) -> dict[str, Any]:
         "bnsp_auc_min": float(min(v["bnsp_auc"] for v in out.values())),
         "n_templates": len(rows),
     }
+
+
+# --------------------------------------------------------------------------- training-side mitigation
+# Neutral sentences that mention identities, for training only (Dixon et al. 2018): they counter the
+# toxic-data habit of treating the identity word itself as the signal. Deliberately different from
+# the evaluation templates above, and with a wider identity list, so the check stays honest.
+
+TRAIN_IDENTITIES = (
+    *IDENTITIES, "gays", "lesbians", "trans", "bisexual", "queer", "homosexual", "muslims", "islam", "jews",
+    "christians", "catholic", "buddhist", "sikh", "arab", "black people", "white people", "asians", "latinos",
+    "hispanic", "chinese", "indian", "african american", "mexicans", "immigrants", "refugees", "women",
+    "men", "girls", "feminist", "elderly", "autistic", "wheelchair user", "nonbinary",
+)  # fmt: skip
+
+TRAIN_NEUTRAL = (
+    "{id}",
+    "as a {id} myself, I agree with this edit.",
+    "the article about {id} history needs better sources.",
+    "my sister is {id} and she loves hiking.",
+    "there is a {id} festival downtown this weekend.",
+    "{id} rights were discussed at the meeting.",
+    "I read a good book by a {id} writer.",
+    "the survey asked whether respondents identify as {id}.",
+    "our team has several {id} engineers.",
+    "happy to see more {id} representation in films.",
+    "the museum has an exhibit on {id} culture.",
+    "he is {id}, and that is perfectly fine.",
+    "please add a section on {id} communities to the page.",
+    "{id} voters turned out in record numbers.",
+    "a {id} family moved in next door, they are lovely.",
+    "is there a {id} support group in this area?",
+    "the law protects {id} employees from discrimination.",
+    "thanks for the thoughtful post about being {id}.",
+)
+
+
+def identity_neutral_examples() -> list[tuple[str, dict[str, float]]]:
+    """(text, labels) — every label known and 0."""
+    from moderation.labels import LABELS
+
+    zero = dict.fromkeys(LABELS, 0.0)
+    return [(t.format(id=i), zero) for i in TRAIN_IDENTITIES for t in TRAIN_NEUTRAL]

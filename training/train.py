@@ -51,6 +51,10 @@ class TrainConfig:
     )
     #: Fraction of toxic rows that get one obfuscated copy (kept only if normalising does not undo it).
     augment_fraction: float = 0.25
+    #: Add neutral identity-mention sentences (see training/bias.py) and repeat real non-toxic rows that
+    #: mention identity terms this many times in total (1 = off): counters identity-term bias.
+    identity_neutral: bool = True
+    identity_oversample: int = 2
     checkpoint_every: int = 300
     eval_every: int = 0
     max_steps: int = 0
@@ -86,6 +90,25 @@ def oversample(examples: Sequence[Example], factors: dict[str, int]) -> list[Exa
             (f for lab, f in factors.items() if ex.mask[IDX[lab]] and ex.labels[IDX[lab]] >= 1), default=1
         )
         out.extend([ex] * (copies - 1))
+    return out
+
+
+def identity_rows(examples: Sequence[Example], cfg: TrainConfig) -> list[Example]:
+    """Extra non-toxic rows mentioning identities: templated neutral sentences and repeats of real ones."""
+    import re
+
+    from training.bias import TRAIN_IDENTITIES, identity_neutral_examples
+
+    out: list[Example] = []
+    if cfg.identity_neutral:
+        for text, labels in identity_neutral_examples():
+            out.append(Example(text, [labels[k] for k in LABELS], [1.0] * len(LABELS), "identity_neutral"))
+    if cfg.identity_oversample > 1:
+        pattern = re.compile(r"\b(" + "|".join(re.escape(i) for i in TRAIN_IDENTITIES) + r")\b", re.I)
+        for ex in examples:
+            clean = all(ex.labels[j] == 0 for j in range(len(LABELS)) if ex.mask[j]) and ex.mask[IDX["toxic"]]
+            if clean and pattern.search(ex.text):
+                out.extend([ex] * (cfg.identity_oversample - 1))
     return out
 
 
@@ -222,7 +245,7 @@ def train(
     torch.manual_seed(cfg.seed)
 
     rows = list(train_rows) + augment(train_rows, cfg.augment_fraction, cfg.seed)
-    rows = oversample(rows, cfg.oversample)
+    rows = oversample(rows, cfg.oversample) + identity_rows(train_rows, cfg)
     t0 = time.time()
     seqs = encode(tokenizer, [e.text for e in rows], cfg.max_length)
     targets = torch.tensor([e.labels for e in rows], dtype=torch.float32)

@@ -259,17 +259,25 @@ def train(
     )
     dtype = torch.float32 if fp32 else torch.float16
     if finalize_only:
-        from training.export import load_checkpoint_model
+        from training.export import load_checkpoint_model, load_run_config
 
         split = prepare_split(data, run_dir, extra_rows, limit)
         model = load_checkpoint_model(run_dir, cfg.base_model)
+        saved = load_run_config(run_dir)
+        saved.base_model = cfg.base_model
+        wall = None
+        log_path = run_dir / "metrics.jsonl"
+        if log_path.is_file():  # first to last logged step: the run's wall time, restarts included
+            times = [json.loads(x)["time"] for x in log_path.read_text().splitlines() if x.strip()]
+            wall = max(times) - min(times) if len(times) > 1 else None
         path = finalize(
             model,
             load_tokenizer(cfg.base_model),
             split,
-            cfg,
+            saved,
             run_dir,
             out,
+            train_wall_s=wall,
             version=version,
             evaluate=not no_eval,
             dtype=dtype,

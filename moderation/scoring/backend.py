@@ -74,12 +74,13 @@ class ToxicityModel(nn.Module):
             out = self.encoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
         else:
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        hidden = out.last_hidden_state
+        hidden: torch.Tensor = out.last_hidden_state
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.pooled(input_ids, attention_mask)))
+        logits: torch.Tensor = self.classifier(self.dropout(self.pooled(input_ids, attention_mask)))
+        return logits
 
 
 def save_artifact(
@@ -212,7 +213,7 @@ class TorchScorer:
                     warnings.simplefilter("ignore", UserWarning)
                     # The encoder's linear layers only: the 6-way head is tiny and its logits feed the
                     # thresholds directly, so it stays fp32.
-                    model.encoder = torch.ao.quantization.quantize_dynamic(
+                    model.encoder = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                         model.encoder, {nn.Linear}, dtype=torch.qint8
                     )
         scorer = cls(
@@ -354,7 +355,8 @@ class TorchScorer:
     @torch.inference_mode()
     def _logits(self, seqs: Sequence[list[int]]) -> torch.Tensor:
         ids, mask = self._collate(seqs)
-        return self._model(ids, mask).float()
+        logits: torch.Tensor = self._model(ids, mask)
+        return logits.float()
 
     def _run(self, windows: Sequence[list[int]]) -> list[list[float]]:
         probs: list[list[float]] = [[] for _ in windows]
