@@ -375,43 +375,44 @@ class TorchScorer:
         top_k: int = 5,
         labels: Sequence[str] | None = None,
         min_score: float | None = None,
+        max_units: int = 96,
     ) -> list[Explanation]:
-        """Occlusion: for each label over its review threshold (or ``min_score``), drop each word in
-        turn and rank the words by how much the label's probability falls without them."""
+        """Occlusion: for each label over its review threshold (or ``min_score``), cut each word out in
+        turn and rank the words by how much the label's probability falls without them.
+
+        Messages longer than ``max_units`` words are occluded in runs of consecutive words instead,
+        so the cost stays bounded (one batched pass over at most ``max_units`` variants)."""
         import re
 
-        words = [(m.group(0), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
         if not words:
             return []
         base = self.score_matrix([text])[0]
-        wanted = [i for i, lab in enumerate(self.labels) if labels is None or lab in labels]
         over = []
-        for j in wanted:
-            lab = self.labels[j]
-            cut = (
-                min_score
-                if min_score is not None
-                else (self.card.thresholds[lab].review_at if lab in self.card.thresholds else 0.5)
-            )
-            if base[j] >= cut:
+        for j, lab in enumerate(self.labels):
+            if labels is not None and lab not in labels:
+                continue
+            default = self.card.thresholds[lab].review_at if lab in self.card.thresholds else 0.5
+            if base[j] >= (min_score if min_score is not None else default):
                 over.append(j)
         if not over:
             return []
-        variants = [
-            " ".join(w for k, (w, _, _) in enumerate(words) if k != drop) for drop in range(len(words))
-        ]
-        scores = self.score_matrix(variants) if len(words) > 1 else [[0.0] * len(self.labels)]
+        size = max(1, -(-len(words) // max(1, max_units)))
+        units = [(words[i][0], words[min(i + size, len(words)) - 1][1]) for i in range(0, len(words), size)]
+        if len(units) > 1:
+            scores = self.score_matrix([text[:s] + text[e:] for s, e in units])
+        else:
+            scores = [[0.0] * len(self.labels)]
         out = []
         for j in over:
-            drops = [(base[j] - scores[k][j], k) for k in range(len(words))]
-            drops.sort(key=lambda t: -t[0])
+            drops = sorted(((base[j] - scores[k][j], k) for k in range(len(units))), key=lambda t: -t[0])
             top = [(d, k) for d, k in drops[:top_k] if d > 0]
             out.append(
                 Explanation(
                     label=self.labels[j],
                     score=base[j],
-                    words=tuple((words[k][0], round(d, 4)) for d, k in top),
-                    offsets=tuple((words[k][1], words[k][2]) for _, k in top),
+                    words=tuple((text[units[k][0] : units[k][1]], round(d, 4)) for d, k in top),
+                    offsets=tuple(units[k] for _, k in top),
                 )
             )
         return out
