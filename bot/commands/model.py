@@ -300,9 +300,9 @@ def train(
 def evaluate(
     model: ModelDir = None,
     data: Annotated[Path, typer.Option(help="Shared data directory.")] = DEFAULT_DATA,
-    out: Annotated[Path, typer.Option(help="Report directory (Markdown + PNGs).")] = REPO_ROOT
-    / "reports"
-    / "eval",
+    out: Annotated[
+        Path | None, typer.Option(help="Report directory (Markdown + PNGs); default MODEL/eval.")
+    ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Training run dir whose split to reuse.")] = None,
     device: Device = "auto",
     int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also measure the int8 model.")] = True,
@@ -313,9 +313,11 @@ def evaluate(
 ) -> None:
     """Evaluate a model artifact on the validation split: AUCs, thresholds, calibration, bias,
     robustness under obfuscation, explanation span F1, int8 vs fp32. Writes report.md + PNGs."""
+    from moderation.scoring.artifact import default_model_path
     from training.evaluate import evaluate_artifact
 
     scorer = _load_scorer(model, device, False)
+    out = out or (model or default_model_path()) / "eval"
     report = evaluate_artifact(
         scorer, data, out, run_dir=run_dir, int8=int8, baseline=baseline, limit=limit, model_dir=model
     )
