@@ -242,7 +242,8 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
             await ws.close(code=1008)
             return
         member = hub.join(name, ws)
-        await ws.send_json(
+        hub.send_socket(
+            ws,
             {
                 "type": "hello",
                 "me": me(member),
@@ -250,7 +251,7 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
                 "history": hub.history_for(member),
                 "dashboard": f"/dashboard?platform={Platform.DEMO.value}&server={DEMO_SERVER}",
                 "model_version": ctx.model_version,
-            }
+            },
         )
         await hub.broadcast({"type": "members", "members": hub.online()})
         try:

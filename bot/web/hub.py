@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 
 DEMO_SERVER = "demo"
 HISTORY = 200
+#: Payloads queued per browser tab before it counts as stuck.
+OUTBOX = 256
+
+
+async def _close(ws: WebSocket) -> None:
+    try:
+        await ws.close(code=1013)  # try again later
+    except Exception:
+        log.debug("closing a stuck demo socket failed", exc_info=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,8 @@ class ChatHub:
         self.messages: dict[str, deque[ChatMessage]] = {c.id: deque(maxlen=HISTORY) for c in channels}
         self.by_id: dict[str, ChatMessage] = {}
         self._ids = itertools.count(1)
+        self._outboxes: dict[WebSocket, asyncio.Queue[dict[str, Any]]] = {}
+        self._writers: dict[WebSocket, asyncio.Task[None]] = {}
         #: Called (no arguments) when the review/appeal queues may have changed; set by the demo router.
         self.on_queue_change: Callable[[], Awaitable[None]] | None = None
 
@@ -100,10 +111,33 @@ class ChatHub:
         if m is None:
             m = self.members[uid] = DemoMember(uid, name.strip()[:32] or uid)
         m.sockets.add(ws)
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUTBOX)
+        self._outboxes[ws] = outbox
+        self._writers[ws] = asyncio.get_running_loop().create_task(self._write(m, ws, outbox))
         return m
 
     def leave(self, member: DemoMember, ws: WebSocket) -> None:
         member.sockets.discard(ws)
+        self._outboxes.pop(ws, None)
+        writer = self._writers.pop(ws, None)
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+
+    async def _write(self, member: DemoMember, ws: WebSocket, outbox: asyncio.Queue[dict[str, Any]]) -> None:
+        """One writer per socket: a slow or stuck tab delays only itself, never the room."""
+        while True:
+            payload = await outbox.get()
+            try:
+                await ws.send_json(payload)
+            except Exception:  # a closed tab: drop the socket, keep the member
+                self.leave(member, ws)
+                return
+            finally:
+                outbox.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every queued payload has been written (tests, shutdown)."""
+        await asyncio.gather(*(q.join() for q in list(self._outboxes.values())))
 
     def online(self) -> list[dict[str, Any]]:
         return [
@@ -161,11 +195,24 @@ class ChatHub:
     # ------------------------------------------------------------------ delivery
 
     async def send_to(self, member: DemoMember, payload: dict[str, Any]) -> None:
+        """Queue ``payload`` for each of the member's tabs; a tab that fell ``OUTBOX`` messages
+        behind is disconnected (it reloads and gets the current state) rather than stalling others."""
         for ws in list(member.sockets):
+            outbox = self._outboxes.get(ws)
+            if outbox is None:
+                continue
             try:
-                await ws.send_json(payload)
-            except Exception:  # a closed tab: drop the socket, keep the member
-                member.sockets.discard(ws)
+                outbox.put_nowait(payload)
+            except asyncio.QueueFull:
+                log.warning("demo tab of %s is %d messages behind: disconnecting it", member.user_id, OUTBOX)
+                self.leave(member, ws)
+                asyncio.get_running_loop().create_task(_close(ws))
+
+    def send_socket(self, ws: WebSocket, payload: dict[str, Any]) -> None:
+        """Queue ``payload`` for one tab only (e.g. its hello), in order with everything else."""
+        outbox = self._outboxes.get(ws)
+        if outbox is not None:
+            outbox.put_nowait(payload)
 
     async def publish(self, msg: ChatMessage) -> None:
         """Push ``msg``'s current state to everyone, each seeing their own view."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.web.demo_actions import DemoActions
-from bot.web.hub import ChatHub, user_id_for
+from bot.web.hub import OUTBOX, ChatHub, user_id_for
 from moderation.domain import Action, Capabilities, Case, Decision, LabelHit, Member, MessageKey, Platform
 from moderation.ports import Notice
 
@@ -52,11 +53,13 @@ async def test_held_message_is_hidden_from_others_and_shown_to_author_and_mods()
     msg.state = "visible"
     await hub.publish(msg)
     await actions.hold(case_for(hub, msg.id))
+    await hub.drain()
     alice, bob, mod = (ws[n].sent[-1]["message"] for n in ("alice", "bob", "mod"))
     assert alice["text"] == "you idiot" and alice["own"] and alice["appealable"] and "0.90" in alice["reason"]
     assert bob["state"] == "held" and bob["text"] is None and "reason" not in bob
     assert mod["text"] == "you idiot" and mod["case_id"] == 7
     await actions.restore(case_for(hub, msg.id))
+    await hub.drain()
     assert ws["bob"].sent[-1]["message"]["text"] == "you idiot"
 
 
@@ -67,8 +70,10 @@ async def test_delete_removes_for_everyone_and_notice_goes_to_author_only() -> N
     await hub.publish(msg)
     case = case_for(hub, msg.id, Action.DELETE)
     await actions.delete(case)
+    await hub.drain()
     assert all(ws[n].sent[-1] == {"type": "remove", "id": msg.id} for n in ws)
     await actions.notify_member(case, Notice(7, Action.DELETE, "insult", "insults: over", "bad words"))
+    await hub.drain()
     assert ws["alice"].sent[-1]["type"] == "notice" and ws["alice"].sent[-1]["text"] == "bad words"
     assert ws["bob"].sent[-1]["type"] == "remove"
     assert hub.history_for(hub.members["alice"])["kids"] == []
@@ -78,8 +83,10 @@ async def test_pending_message_is_published_once_with_its_final_state() -> None:
     hub, actions, ws = setup()
     msg = hub.new_message("general", hub.members["alice"], "held before anyone saw it", NOW)
     await actions.hold(case_for(hub, msg.id))
+    await hub.drain()
     assert ws["bob"].sent == []  # nothing leaked while the decision was being made
     await hub.publish(msg)
+    await hub.drain()
     assert ws["bob"].sent[-1]["message"]["text"] is None
 
 
@@ -87,6 +94,28 @@ async def test_timeout_mutes_the_member() -> None:
     hub, actions, ws = setup()
     msg = hub.new_message("general", hub.members["alice"], "x", NOW)
     await actions.timeout(case_for(hub, msg.id, Action.TIMEOUT), 60)
+    await hub.drain()
     assert 55 < hub.members["alice"].muted_for(time.monotonic()) <= 60
     assert ws["alice"].sent[0]["kind"] == "timeout"
     assert actions.capabilities == Capabilities()
+
+
+class StuckSocket(Socket):
+    async def send_json(self, data: dict[str, Any]) -> None:
+        await asyncio.Event().wait()  # never returns: a tab that stopped reading
+
+    async def close(self, code: int = 1000) -> None:
+        self.closed = code
+
+
+async def test_a_stuck_tab_is_disconnected_and_does_not_stall_the_room() -> None:
+    hub, _, ws = setup()
+    stuck = StuckSocket()
+    hub.join("dave", stuck)  # type: ignore[arg-type]
+    for i in range(OUTBOX + 5):
+        await hub.broadcast({"type": "tick", "i": i})
+    await hub.drain()
+    assert len(ws["bob"].sent) == OUTBOX + 5  # everyone else got every message
+    assert stuck not in hub.members["dave"].sockets
+    await asyncio.sleep(0)
+    assert stuck.closed == 1013
