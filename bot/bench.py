@@ -173,15 +173,21 @@ def load_scorer(path: Path, int8: bool, threads: int, max_batch: int) -> Any:
     return TorchScorer.load(path, device="cpu", quantize=int8, threads=threads, batch_size=max(32, max_batch))
 
 
-def offline_throughput(scorer: Any, texts: Sequence[str], max_batch: int) -> dict[str, Any]:
-    """Saturation throughput of the worker's inference path: the batcher's micro-batches, back to back."""
+def offline_throughput(
+    scorers: dict[str, Any], texts: Sequence[str], max_batch: int, rounds: int = 2
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Saturation throughput of the worker's inference path (the batcher's micro-batches back to back)
+    for each precision, and the fp32 matmul rate, *interleaved*: batch by batch the contenders and a
+    GEMM probe take turns, so background load on a shared machine hits them all alike."""
+    import torch
+
     from moderation.scoring.batcher import Batcher, BatchPolicy
     from moderation.scoring.runner import InferenceRunner
 
-    runner = InferenceRunner(scorer)
-    t = time.perf_counter()
-    cpu = time.thread_time()
-    prepared = runner.prepare(texts)
+    runners = {m: InferenceRunner(s) for m, s in scorers.items()}
+    first = next(iter(runners.values()))
+    t, cpu = time.perf_counter(), time.thread_time()
+    prepared = first.prepare(texts)
     prep_wall, prep_cpu = time.perf_counter() - t, time.thread_time() - cpu
     batcher: Batcher[Any] = Batcher(BatchPolicy(max_batch=max_batch, max_queue=len(texts) + 1))
     for p in prepared:
@@ -189,30 +195,51 @@ def offline_throughput(scorer: Any, texts: Sequence[str], max_batch: int) -> dic
     batches = []
     while batcher.depth:
         batches.append([[p.item for p in m] for m in batcher.take(0.0).micro])
+    # GEMM probe on the encoder's own shapes: FFN up, FFN down, and the 384x384 projections.
+    probe = [(torch.randn(1024, k), torch.randn(k, n)) for k, n in ((384, 1536), (1536, 384), (384, 384))]
+    probe_flop = sum(2 * 1024 * a.shape[1] * b.shape[1] for a, b in probe)
 
-    async def run_all() -> float:
-        await runner.run(batches[0])  # warm-up
-        total = 0.0
-        for b in batches:
-            _, _, seconds = await runner.run(b)
-            total += seconds
-        return total
+    async def run_all() -> tuple[dict[str, float], float, int]:
+        for r in runners.values():
+            await r.run(batches[0])  # warm-up
+        seconds = dict.fromkeys(runners, 0.0)
+        probe_s, probes = 0.0, 0
+        order = list(runners)
+        for _ in range(rounds):
+            for i, b in enumerate(batches):
+                for mode in order if i % 2 == 0 else order[::-1]:
+                    _, _, sec = await runners[mode].run(b)
+                    seconds[mode] += sec
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    for a, w in probe:
+                        a @ w
+                probe_s += time.perf_counter() - start
+                probes += 1
+        return seconds, probe_s, probes
 
-    seconds = asyncio.run(run_all())
-    runner.close()
+    seconds, probe_s, probes = asyncio.run(run_all())
+    for r in runners.values():
+        r.close()
     st = batcher.stats
-    tokens = st.real_tokens
-    return {
-        "messages": len(texts),
-        "msgs_per_s": round(len(texts) / seconds, 1),
-        "real_tokens_per_s": round(tokens / seconds, 1),
-        "gflops_real": round(tokens * FLOP_PER_TOKEN / seconds / 1e9, 1),
-        "padding_waste": round(st.padding_waste, 4),
-        "mean_tokens_per_msg": round(tokens / len(texts), 1),
-        "model_calls": sum(len(b) for b in batches),
-        "tokenize_ms_per_msg": round(prep_wall / len(texts) * 1000, 4),
-        "tokenize_cpu_ms_per_msg": round(prep_cpu / len(texts) * 1000, 4),
-    }
+    tokens = st.real_tokens * rounds
+    ceiling = {"model_shapes_interleaved": round(probe_flop * probes / probe_s / 1e9, 1)}
+    out = {}
+    for mode, sec in seconds.items():
+        gflops = tokens * FLOP_PER_TOKEN / sec / 1e9
+        out[mode] = {
+            "messages": len(texts) * rounds,
+            "msgs_per_s": round(len(texts) * rounds / sec, 1),
+            "real_tokens_per_s": round(tokens / sec, 1),
+            "gflops_real": round(gflops, 1),
+            "share_of_fp32_matmul": round(gflops / ceiling["model_shapes_interleaved"], 3),
+            "padding_waste": round(st.padding_waste, 4),
+            "mean_tokens_per_msg": round(st.real_tokens / len(texts), 1),
+            "model_calls": sum(len(b) for b in batches) * rounds,
+            "tokenize_ms_per_msg": round(prep_wall / len(texts) * 1000, 4),
+            "tokenize_cpu_ms_per_msg": round(prep_cpu / len(texts) * 1000, 4),
+        }
+    return out, ceiling
 
 
 def any_toxic_auc(scorer: Any, texts: Sequence[str], labels: Sequence[int]) -> float:
@@ -485,25 +512,37 @@ async def worker_goodput(
                     )
                 return step
 
-            rate, lo, hi = start_rate, 0.0, math.inf
-            for _ in range(12 if not cfg.quick else 5):
-                step = await measure(rate)
-                if step["pass"]:
-                    lo = rate
-                    if best is None or rate > best["rate"]:
-                        best = step
-                else:
-                    hi = rate
-                if hi == math.inf:
+            # 1) A geometric ladder up to where even 4x the SLO breaks (or down, if the start is too fast),
+            # so goodput can be read off at several SLOs; 2) bisection around the SLO itself.
+            loose = 4 * slo_ms
+
+            def ok_at(st: dict[str, Any], limit: float) -> bool:
+                return st["errors"] == 0 and st["p99_ms"] <= limit
+
+            rate = start_rate
+            budget = 5 if cfg.quick else 9
+            while budget > 0:
+                budget -= 1
+                st = await measure(rate)
+                if ok_at(st, loose):
+                    if any(not ok_at(x, loose) and x["rate"] > rate for x in steps):
+                        break
                     rate *= 1.35
-                elif hi / max(lo, 1e-9) < 1.08:
+                elif any(ok_at(x, loose) for x in steps) or rate / 2 < 1.0:
                     break
-                elif lo:
-                    rate = (lo + hi) / 2
-                elif rate / 2 >= 1.0:
-                    rate /= 2
                 else:
+                    rate /= 2
+            for _ in range(2 if cfg.quick else 4):
+                good = [x["rate"] for x in steps if ok_at(x, slo_ms)]
+                lo = max(good, default=0.0)
+                hi = min(
+                    (x["rate"] for x in steps if x["rate"] > lo and not ok_at(x, slo_ms)), default=math.inf
+                )
+                if hi == math.inf or (lo and hi / lo < 1.1) or (not lo and hi < 2.0):
                     break
+                await measure((lo + hi) / 2 if lo else hi / 2)
+            passing = [x for x in steps if x["pass"]]
+            best = max(passing, key=lambda x: x["rate"]) if passing else None
     finally:
         wp.proc.terminate()
         summary: dict[str, Any] = {}
@@ -512,8 +551,16 @@ async def worker_goodput(
             summary = json.loads(out.strip().splitlines()[-1])
         await redis.delete(names.stream)
         await redis.aclose()
+    by_slo = {
+        f"p99<={m * slo_ms:g}ms": max(
+            (x["rate"] for x in steps if x["errors"] == 0 and x["p99_ms"] <= m * slo_ms), default=0.0
+        )
+        for m in (1, 2, 4)
+    }
     return {
         "goodput_rps": best["rate"] if best else 0.0,
+        "goodput_by_slo": by_slo,
+        "max_achieved_rps": max((x["achieved_rps"] for x in steps), default=0.0),
         "at_goodput": best,
         "steps": steps,
         "worker_summary": summary,
@@ -537,22 +584,26 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
     say(f"model {path} ({model_note}); {len(texts)} messages; threads {cfg.threads}; SLO p99 <= {slo} ms")
 
     ceiling = matmul_gflops(cfg.threads)
-    say(f"fp32 matmul ceiling: {ceiling}")
-    offline: dict[str, Any] = {}
+    say(f"fp32 matmul, best of 5 on an idle moment: {ceiling}")
+    scorers = {m: load_scorer(path, m == "int8", cfg.threads, cfg.max_batch) for m in ("fp32", "int8")}
+    offline, interleaved = offline_throughput(scorers, texts[: 400 if cfg.quick else 1000], cfg.max_batch)
+    ceiling.update(interleaved)
+    say(f"fp32 matmul interleaved with the model runs: {interleaved}")
     auc: dict[str, float] = {}
-    for mode in ("fp32", "int8"):
-        scorer = load_scorer(path, mode == "int8", cfg.threads, cfg.max_batch)
-        offline[mode] = offline_throughput(scorer, texts[: 600 if cfg.quick else 1500], cfg.max_batch)
-        offline[mode]["share_of_fp32_matmul"] = round(offline[mode]["gflops_real"] / ceiling["model_mix"], 3)
+    for mode, scorer in scorers.items():
         auc[mode] = any_toxic_auc(scorer, eval_texts, eval_labels)
         say(f"offline {mode}: {offline[mode]}; any-toxic AUC {auc[mode]:.4f}")
-        del scorer
+    del scorers
 
     service = naive_service_times(path, texts[: 150 if cfg.quick else 400], cfg.threads)
     naive = {
         "throughput_rps": round(1 / statistics.mean(service), 1),
         "service_ms": percentiles([s * 1000 for s in service]),
         "goodput_rps": round(naive_goodput(service, slo / 1000, cfg.seed), 1),
+        "goodput_by_slo": {
+            f"p99<={m * slo:g}ms": round(naive_goodput(service, m * slo / 1000, cfg.seed), 1)
+            for m in (1, 2, 4)
+        },
     }
     say(f"naive pipeline: {naive}")
 
@@ -596,6 +647,17 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
         "model": {"path": str(path), "note": model_note},
         "slo_p99_ms": slo,
         "goodput_rps": {m: g["goodput_rps"] for m, g in goodput.items()},
+        "goodput_by_slo_rps": {
+            key: {
+                **{m: g["goodput_by_slo"][key] for m, g in goodput.items()},
+                "naive": naive["goodput_by_slo"][key],
+            }
+            for key in naive["goodput_by_slo"]
+        },
+        "saturation_rps": {
+            **{m: g["max_achieved_rps"] for m, g in goodput.items()},
+            "naive": naive["throughput_rps"],
+        },
         "naive_pipeline": naive,
         "goodput_vs_naive": {
             m: round(g["goodput_rps"] / naive["goodput_rps"], 2) if naive["goodput_rps"] else None
