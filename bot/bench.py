@@ -683,11 +683,21 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "eval_rows": len(eval_texts),
         },
         "stages_at_goodput_ms": {m: (g["at_goodput"] or {}).get("stages_ms") for m, g in goodput.items()},
+        # When nothing meets the SLO (a noisy shared machine), the stages at the busiest step within 4x it.
+        "stages_at_best_loose_step_ms": {m: _loose_stages(g["steps"], 4 * slo) for m, g in goodput.items()},
         "targets": _targets(goodput, naive, offline, auc, glue),
         "goodput_runs": goodput,
         "seconds": round(time.time() - started, 1),
     }
     return report
+
+
+def _loose_stages(steps: Sequence[dict[str, Any]], limit: float) -> dict[str, Any] | None:
+    ok = [x for x in steps if x["errors"] == 0 and x["p99_ms"] <= limit]
+    if not ok:
+        return None
+    best = max(ok, key=lambda x: x["rate"])
+    return {"rate": best["rate"], "p99_ms": best["p99_ms"], **best["stages_ms"]}
 
 
 def _targets(
