@@ -161,6 +161,11 @@ async def _load_model_in_background(
     from bot.compose import batch_policy, build_text_scorer
     from bot.web.scoring import DeferredScoreClient
 
+    if settings.model.backend == "torch":
+        # Fail at once, before listening, on a missing or broken artifact (cheap: no torch import).
+        from moderation.scoring.artifact import check_artifact, default_model_path
+
+        check_artifact(settings.model.path or default_model_path())
     deferred = DeferredScoreClient()
 
     async def load() -> None:
@@ -287,7 +292,7 @@ def register(app: typer.Typer) -> None:
         settings = load_settings(config)
         url = _sqlite_url(db) if db else settings.demo.database_url
         token = settings.api.admin_token.get_secret_value() or secrets.token_urlsafe(12)
-        asyncio.run(
+        _run_or_exit(
             _run_demo(
                 settings, url, host or settings.demo.host, settings.demo.port if port is None else port, token
             )
@@ -305,7 +310,7 @@ def register(app: typer.Typer) -> None:
         from bot.settings import load_settings
 
         settings = load_settings(config)
-        asyncio.run(
+        _run_or_exit(
             _run_api(settings, host or settings.api.host, settings.api.port if port is None else port)
         )
 
@@ -322,6 +327,20 @@ def register(app: typer.Typer) -> None:
         from bot.web.bench import run_bench
 
         run_bench(requests=requests, concurrency=concurrency, db=db, config=config)
+
+
+def _run_or_exit(main: Any) -> None:
+    """Run a server coroutine; a missing/corrupt model or an unreachable database is one clear line."""
+    from moderation.scoring.artifact import ArtifactError
+
+    try:
+        asyncio.run(main)
+    except ArtifactError as exc:
+        typer.echo(f"error: cannot load the model: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _announce(lines: list[str]) -> None:
