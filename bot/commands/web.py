@@ -393,16 +393,27 @@ async def _run_api(settings: Settings, host: str, port: int) -> None:
     async with compose_web(
         settings, demo=False, database_url=settings.database.url, admin_token=token, mount_slack=mount_slack
     ) as composed:
+        announcer: list[asyncio.Task[None]] = []
 
         def on_started(bound: int) -> None:
             base = f"http://{host}:{bound}"
             _announce(
                 [
-                    f"chatmod api ready (model {composed.ctx.model_version})",
+                    "chatmod api listening"
+                    + (
+                        " (model loading; /health is 503 until it is ready)"
+                        if composed.ctx.model_version == "loading"
+                        else ""
+                    ),
                     f"  API:        {base}/v1/moderate  {base}/predict   docs: {base}/docs",
                     f"  Dashboard:  {base}/dashboard"
                     + ("" if token else "   (admin login disabled: set CHATMOD_API__ADMIN_TOKEN)"),
                 ]
             )
+            announcer.append(asyncio.create_task(_announce_model(composed, "serving predictions")))
 
-        await serve(composed.app, host, port, on_started)
+        try:
+            await serve(composed.app, host, port, on_started)
+        finally:
+            for task in announcer:
+                task.cancel()
