@@ -62,7 +62,6 @@ async def compose_web(
     from prometheus_client import CollectorRegistry
 
     from bot.compose import SystemClock, open_database
-    from bot.settings import DatabaseSettings
     from bot.web.app import create_app
     from bot.web.context import ApiMetrics, Limits, WebContext
     from bot.web.scoring import InstrumentedScoreClient, PredictionLog, ScoreCache, StorePredictionSink
@@ -75,9 +74,7 @@ async def compose_web(
     extra: dict[str, Any] = {}
     async with AsyncExitStack() as stack:
         t0 = time.perf_counter()
-        db_settings = DatabaseSettings(
-            url=database_url, retention_days=settings.database.retention_days, echo=settings.database.echo
-        )
+        db_settings = settings.database.model_copy(update={"url": database_url})
         store = await stack.enter_async_context(open_database(db_settings))
         extra["db_seconds"] = time.perf_counter() - t0
 
