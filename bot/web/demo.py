@@ -7,6 +7,7 @@ that drove them — and the appeal queue, and decide them over the same websocke
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -114,7 +115,25 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
             return
         await hub.to_moderators(await mod_state())
 
-    hub.on_queue_change = push_mod_state
+    # Queue refreshes run off the message path (an explanation costs one model row per word) and
+    # coalesce: many changes while one refresh runs cause one more refresh, not many.
+    refresh: dict[str, Any] = {"task": None, "dirty": False}
+
+    async def refresh_loop() -> None:
+        while refresh["dirty"]:
+            refresh["dirty"] = False
+            try:
+                await push_mod_state()
+            except Exception:
+                log.exception("could not refresh the moderators' queues")
+
+    async def queue_changed() -> None:
+        refresh["dirty"] = True
+        task = refresh["task"]
+        if task is None or task.done():
+            refresh["task"] = asyncio.get_running_loop().create_task(refresh_loop())
+
+    hub.on_queue_change = queue_changed
 
     def message_for_case(case_id: int) -> ChatMessage | None:
         return next((m for m in hub.by_id.values() if m.case_id == case_id), None)
@@ -153,7 +172,7 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
                 msg.state = "visible"
         await hub.publish(msg)
         if msg.state != "visible":
-            await push_mod_state()
+            await queue_changed()
         return None
 
     async def on_appeal(member: DemoMember, data: dict[str, Any]) -> None:
@@ -172,7 +191,7 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
             if msg.state != "deleted":
                 await hub.send_to(member, {"type": "message", "message": hub.view(msg, member)})
         await hub.send_to(member, {"type": "appeal_submitted", "case_id": case_id, "appeal_id": appeal.id})
-        await push_mod_state()
+        await queue_changed()
         return None
 
     async def on_verdict(member: DemoMember, data: dict[str, Any]) -> None:
@@ -185,7 +204,7 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
             await service.apply_override(case_id, member.member(), verdict)
         except (PermissionDenied, NotFound, InvalidTransition) as exc:
             return await error(member, f"verdict not applied: {exc}")
-        await push_mod_state()
+        await queue_changed()
         return None
 
     async def on_decide_appeal(member: DemoMember, data: dict[str, Any]) -> None:
@@ -199,7 +218,7 @@ def build_demo_router(ctx: WebContext, hub: ChatHub) -> APIRouter:
             )
         except (PermissionDenied, NotFound, InvalidTransition) as exc:
             return await error(member, f"appeal decision not applied: {exc}")
-        await push_mod_state()
+        await queue_changed()
         return None
 
     async def on_mod(member: DemoMember, data: dict[str, Any]) -> None:
