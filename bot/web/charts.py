@@ -214,7 +214,9 @@ def chart_bundle(
     now: datetime,
 ) -> Mapping[str, str]:
     return {
-        "latency": line_chart("Scoring latency", latency_series(buckets), start, now, unit=" ms"),
+        "latency": line_chart(
+            "Scoring latency p50/p95 (cache hits included)", latency_series(buckets), start, now, unit=" ms"
+        ),
         "labels": line_chart(
             "Label distribution: % of texts scoring ≥ 0.5",
             label_series(buckets, labels),
