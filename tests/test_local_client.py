@@ -111,3 +111,24 @@ async def test_hot_swap_changes_version_without_dropping() -> None:
         after = await client.score("hi")
     assert (before.model_version, after.model_version) == ("fake-1", "fake-2")
     assert before.scores == after.scores
+
+
+@pytest.mark.slow
+async def test_torch_fast_path_matches_direct_scoring() -> None:
+    """The worker tokenises once at intake; its scores must equal TorchScorer.score_batch exactly."""
+    from moderation.scoring.artifact import default_model_path
+
+    if not (default_model_path() / "card.json").is_file():
+        pytest.skip("models/default not built")
+    from moderation.scoring.backend import TorchScorer
+
+    scorer = TorchScorer.load(device="cpu", threads=1)
+    long_text = "you are a complete idiot and " * 80  # several windows
+    texts = [*TEXTS, long_text, "ｙｏｕ ａｒｅ ａｎ ｉｄｉｏｔ", "\u200b\u200b"]
+    async with LocalScoreClient(scorer, BatchPolicy(max_wait=0.01)) as client:
+        results = await asyncio.gather(*(client.score(t) for t in texts))
+    direct = scorer.score_batch(texts)
+    for got, want in zip(results, direct, strict=True):
+        assert got.scores.keys() == want.keys()
+        assert all(abs(got.scores[k] - want[k]) < 1e-5 for k in want)
+    assert results[0].model_version == scorer.version
