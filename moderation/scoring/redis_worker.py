@@ -341,6 +341,18 @@ class ScoreWorker:
             self.metrics.stage_seconds.labels(stage="model").observe(seconds)
             self.summary.batches += 1
             self.summary.sizes.append(batch.size)
+            if len(self.summary.sizes) > 10_000:
+                del self.summary.sizes[:5_000]
+            log.debug(
+                "batch size=%d calls=%d real_tokens=%d padding_waste=%.3f model_ms=%.2f expired=%d depth=%d",
+                batch.size,
+                len(micro),
+                batch.real_tokens,
+                batch.padding_waste,
+                seconds * 1000,
+                len(batch.expired),
+                self.batcher.depth,
+            )
             for m, outs in zip(micro, outcomes, strict=True):
                 for p, out in zip(m, outs, strict=True):
                     req = p.item.request
