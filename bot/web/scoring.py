@@ -246,6 +246,7 @@ class InstrumentedScoreClient:
         self.log = log
         self._clock = clock
         self._on_score = on_score
+        self._last_seen: str | None = None
 
     async def score(self, text: str, *, timeout: float | None = None) -> ScoreResult:
         return (await self.score_detailed(text, timeout=timeout, source="chat")).result
@@ -254,11 +255,15 @@ class InstrumentedScoreClient:
         started = time.perf_counter()
         key = text_key(text)
         version = self.version()
+        if version in ("remote", "loading"):
+            # Redis workers: the version is only known from results; a reload shows on the next miss.
+            version = self._last_seen or version
         hit = self.cache.get(key, version)
         if hit is not None:
             scored = Scored(hit, True, (time.perf_counter() - started) * 1000)
         else:
             result = await self.inner.score(text, timeout=timeout)
+            self._last_seen = result.model_version
             self.cache.put(key, result.model_version, result)
             scored = Scored(result, False, (time.perf_counter() - started) * 1000)
         self.log.add(

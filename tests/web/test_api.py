@@ -210,3 +210,22 @@ async def test_openapi_documents_the_endpoints(client: httpx.AsyncClient) -> Non
     assert "text" in json.dumps(spec["components"]["schemas"]["ModerateRequest"])
     assert (await client.get("/docs")).status_code == 200
     assert not any(p.startswith("/dashboard") for p in spec["paths"])
+
+
+async def test_cache_works_when_the_version_is_only_known_from_results() -> None:
+    """Redis workers: the API process learns the model version from the scores it gets back."""
+    from bot.web.scoring import InstrumentedScoreClient, MemoryPredictionSink, PredictionLog, ScoreCache
+    from moderation.fakes import FakeScoreClient, FixedClock
+
+    inner = FakeScoreClient()
+    client = InstrumentedScoreClient(
+        inner,
+        version=lambda: "remote",
+        cache=ScoreCache(10),
+        log=PredictionLog(MemoryPredictionSink()),
+        clock=FixedClock(),
+    )
+    first = await client.score_detailed("you idiot")
+    second = await client.score_detailed("you idiot")
+    assert (first.cached, second.cached) == (False, True)
+    assert len(inner.requests) == 1
