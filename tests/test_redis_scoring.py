@@ -194,3 +194,11 @@ async def test_from_url_client_owns_its_connection(redis: Redis, names: StreamNa
     assert client.results_key.startswith("chatmod:results:")
     assert client.redis.connection_pool is not redis.connection_pool
     assert await redis.exists(client.results_key) == 0  # closing removed its results stream
+
+
+async def test_redis_refusing_writes_is_overload_not_a_hang(redis: Redis, names: StreamNames) -> None:
+    await redis.set(names.stream, "not a stream")  # every XLEN/XADD on it now fails with WRONGTYPE
+    async with RedisScoreClient(redis, names=names) as client:
+        with pytest.raises(ScoringOverloaded):
+            await client.score("hello", timeout=5)
+        assert client.stats.timeouts == 0

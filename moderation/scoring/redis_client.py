@@ -215,6 +215,12 @@ class RedisScoreClient:
                 self._outbox[:0] = batch
                 await backoff.wait("enqueue", exc)
                 continue
+            except Exception as exc:  # e.g. OOM: Redis refuses writes — to the bot that is overload
+                log.error("redis refused %d scoring requests: %s", len(batch), exc)
+                for _payload, fut, _deadline in batch:
+                    if not fut.done():
+                        fut.set_exception(ScoringOverloaded(f"redis refused the request: {exc}", after=1.0))
+                continue
             backoff.reset()
             added = len(cast(list[Any], ids))
             for i, (_payload, fut, _deadline) in enumerate(batch):
@@ -232,6 +238,10 @@ class RedisScoreClient:
                     {self.results_key: self._last_id}, count=self.read_count, block=self.block_ms
                 )
             except TRANSIENT as exc:
+                await backoff.wait("result read", exc)
+                continue
+            except Exception as exc:  # never let the one reader die: every caller would time out
+                log.exception("reading results from %s failed", self.results_key)
                 await backoff.wait("result read", exc)
                 continue
             backoff.reset()

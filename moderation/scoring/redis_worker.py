@@ -38,6 +38,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from moderation.errors import ScoringOverloaded
 from moderation.ports import TextScorer
 from moderation.scoring.batcher import Batch, Batcher, BatchPolicy
 from moderation.scoring.metrics import ScoringMetrics
@@ -261,8 +262,13 @@ class ScoreWorker:
             return
         prepared = self.runner.prepare([req.text for _, req in good])
         for (entry_id, req), prep in zip(good, prepared, strict=True):
+            try:
+                self.batcher.add(_Entry(entry_id, req, prep, now), prep.tokens, now, deadline=req.deadline)
+            except ScoringOverloaded:
+                # Local queue full: leave the entry pending in Redis; XAUTOCLAIM hands it out later.
+                self.metrics.errors.labels(kind="local_queue_full").inc()
+                continue
             self._held.add(entry_id)
-            self.batcher.add(_Entry(entry_id, req, prep, now), prep.tokens, now, deadline=req.deadline)
         self.metrics.queue_depth.set(self.batcher.depth)
         self._wake.set()
 
@@ -452,7 +458,7 @@ class ScoreWorker:
                         self.consumer,
                         min_idle_time=int(self.claim_idle * 1000),
                         start_id=start,
-                        count=self.policy.max_batch,
+                        count=max(1, min(self.policy.max_batch, self._local_cap - len(self._held))),
                     )
                     start, claimed = resp[0], [e for e in resp[1] if e and e[0] not in self._held]
                     if claimed:
