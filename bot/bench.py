@@ -250,7 +250,7 @@ def any_toxic_auc(scorer: Any, texts: Sequence[str], labels: Sequence[int]) -> f
     return float(roc_auc_score(labels, scores))
 
 
-def naive_pipeline_call(path: Path, threads: int) -> Callable[[str], Any]:
+def naive_pipeline_call(path: Path, threads: int, gpu: bool = False) -> Callable[[str], Any]:
     """A stock transformers ``text-classification`` pipeline on the artifact's weights, one text per call."""
     import torch
     from safetensors.torch import load_file
@@ -270,13 +270,15 @@ def naive_pipeline_call(path: Path, threads: int) -> Callable[[str], Any]:
         {"weight": state["classifier.weight"].float(), "bias": state["classifier.bias"].float()}
     )
     tok = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    if gpu:  # same precision as the worker's CUDA path
+        model = model.to(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     pipe = pipeline(
         "text-classification",
         model=model.eval(),
         tokenizer=tok,
         top_k=None,
         function_to_apply="sigmoid",
-        device=-1,
+        device=0 if gpu else -1,
     )
 
     def call(text: str) -> Any:
@@ -486,7 +488,7 @@ def start_worker(cfg: BenchConfig, path: Path, mode: str, prefix: str) -> Worker
         "--backend",
         "torch",
         "--device",
-        "cpu",
+        "cpu" if mode == "int8" else "auto",  # fp32 mode runs fp16/bf16 on CUDA when there is one
         "--int8" if mode == "int8" else "--fp32",
         "--threads",
         str(cfg.threads),
@@ -677,7 +679,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
         say(f"offline {mode}: {offline[mode]}; any-toxic AUC {auc[mode]:.4f}")
     del scorers
 
-    call = naive_pipeline_call(path, cfg.threads)
+    call = naive_pipeline_call(path, cfg.threads, gpu)
     service = naive_service_times(call, texts[: 150 if cfg.quick else 400])
     ideal = {
         "throughput_rps": round(1 / statistics.mean(service), 1),
