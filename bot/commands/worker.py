@@ -117,7 +117,11 @@ def register(app: typer.Typer) -> None:
         claim_idle_s: Annotated[float, typer.Option(help="Reclaim entries pending this long.")] = 10.0,
         summary_json: Annotated[bool, typer.Option(help="Print the shutdown summary as JSON.")] = False,
     ) -> None:
-        """Run a scorer worker: read scoring requests from Redis in batches, answer them; SIGTERM drains."""
+        """Run a scorer worker: read scoring requests from Redis in batches, answer them; SIGTERM drains.
+
+        Hot reload: `redis-cli publish chatmod:model:reload /path/to/artifact` swaps the model between
+        batches without dropping requests.
+        """
         from moderation.scoring.batcher import BatchPolicy
         from moderation.scoring.redis_transport import StreamNames
 
