@@ -87,7 +87,9 @@ def rule_text(decision: Decision) -> str:
     if not decision.hits:
         return "moderators were alerted" if decision.action is Action.ESCALATE else ""
     hit = max(decision.hits, key=lambda h: h.score)
-    tier = "removal" if hit.tier == "act" else "review"
+    # Say what actually happened: review-first channels hold even over the act threshold.
+    acted = decision.action in (Action.DELETE, Action.TIMEOUT)
+    tier = "removal" if hit.tier == "act" and acted else "review"
     return (
         f"{LABEL_DESCRIPTIONS.get(hit.label, hit.label)}: score {hit.score:.2f} "
         f"is over this channel's {tier} threshold {hit.threshold:.2f}"
