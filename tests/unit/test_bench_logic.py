@@ -1,0 +1,60 @@
+"""The pure parts of ``chatmod bench``: percentiles, the FIFO replay, the rate search, the message mix."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.bench import by_slo, fifo_p99, load_messages, naive_goodput, percentiles, search_rates
+
+
+def test_percentiles_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentiles(values) == {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+    assert math.isnan(percentiles([])["p99"])
+
+
+def test_fifo_replay_queues_when_arrivals_outpace_service() -> None:
+    service = [0.010]  # 10 ms per message: 100/s capacity
+    light = fifo_p99(service, rate=10, n=5000, seed=1)
+    heavy = fifo_p99(service, rate=95, n=5000, seed=1)
+    assert 0.010 <= light < 0.030
+    assert heavy > 5 * light
+    goodput = naive_goodput(service, slo=0.050, seed=1)
+    assert 50 < goodput < 100
+    assert fifo_p99(service, goodput, 20_000, 1) <= 0.050
+
+
+async def test_search_brackets_the_slo_rate() -> None:
+    capacity = 100.0  # fake system: p99 grows steeply near capacity
+
+    async def measure(rate: float) -> dict[str, Any]:
+        p99 = 10.0 / max(1e-3, 1 - rate / capacity) if rate < capacity else 10_000.0
+        step = {"rate": round(rate, 1), "p99_ms": p99, "errors": 0}
+        steps.append(step)
+        return step
+
+    steps: list[dict[str, Any]] = []
+    await search_rates(measure, steps, start_rate=20, slo_ms=50, quick=False)
+    best = by_slo(steps, 50)["p99<=50ms"]
+    # p99 <= 50 ms  <=>  rate <= 80/s; the search gets within ~10 %.
+    assert 70 <= best <= 80
+    assert by_slo(steps, 50)["p99<=200ms"] >= best
+    assert len(steps) <= 13
+
+
+def test_message_mix_is_real_chat_text(shared_data: Path) -> None:
+    texts = load_messages(shared_data, 400, seed=7)
+    assert 380 <= len(texts) <= 420
+    assert all(isinstance(t, str) and t for t in texts)
+    assert sorted(len(t) for t in texts)[len(texts) // 2] < 300  # chat-length: median well under a tweet x2
+    assert sorted(texts) == sorted(load_messages(shared_data, 400, seed=7))  # deterministic
+
+
+@pytest.mark.parametrize("slo", [20.0, 50.0])
+def test_by_slo_ignores_steps_with_errors(slo: float) -> None:
+    steps = [{"rate": 10.0, "p99_ms": slo / 2, "errors": 0}, {"rate": 20.0, "p99_ms": slo / 2, "errors": 3}]
+    assert by_slo(steps, slo)[f"p99<={slo:g}ms"] == 10.0
