@@ -202,3 +202,23 @@ async def test_redis_refusing_writes_is_overload_not_a_hang(redis: Redis, names:
         with pytest.raises(ScoringOverloaded):
             await client.score("hello", timeout=5)
         assert client.stats.timeouts == 0
+
+
+async def test_entry_that_keeps_killing_workers_is_dead_lettered(redis: Redis, names: StreamNames) -> None:
+    await redis.xgroup_create(names.stream, names.group, id="0", mkstream=True)
+    poison = ScoreRequest("p1", "crashes every worker", names.results_key("c"))
+    entry_id = await redis.xadd(names.stream, {"m": encode_request(poison)})
+    for ghost in ("ghost-1", "ghost-2"):  # two workers read it and died without acknowledging
+        await redis.xreadgroup(
+            names.group, ghost, {names.stream: ">" if ghost == "ghost-1" else "0"}, count=1
+        )
+        await redis.xclaim(names.stream, names.group, ghost, min_idle_time=0, message_ids=[entry_id])
+    scorer = FakeScorer()
+    worker, task = start_worker(redis, names, scorer, claim_idle=0.05, claim_interval=0.05, max_deliveries=2)
+    await wait_until(lambda: worker.summary.dead_lettered == 1, timeout=10)
+    worker.stop()
+    await task
+    dead = await redis.xrange(names.dead_letter)
+    assert [f[b"reason"] for _, f in dead] == [b"too_many_deliveries"]
+    assert scorer.calls == []  # never handed to the model again
+    assert (await redis.xpending(names.stream, names.group))["pending"] == 0
