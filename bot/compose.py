@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.settings import DatabaseSettings, ModelSettings, RedisSettings, Settings, WorkerSettings
 from moderation.domain import Platform
+from moderation.policy import Tiers
 from moderation.ports import PlatformActions, ScoreClient, TextScorer
 from moderation.service import ModerationService
 
@@ -82,9 +83,32 @@ async def score_client(
         yield client
 
 
+def card_tiers(model: ModelSettings) -> dict[str, Tiers] | None:
+    """The model card's recommended per-label tiers: what a new server starts with.
+
+    They were chosen on validation data for this model's calibrated probabilities (docs/MODEL.md);
+    the fixed ``DEFAULT_TIERS`` apply only without a card (the fake scorer).
+    """
+    if model.backend == "fake":
+        return None
+    from moderation.scoring.artifact import default_model_path, read_card
+
+    card = read_card(model.path or default_model_path())
+    try:
+        return {label: Tiers(t.review_at, t.act_at) for label, t in card.thresholds.items()}
+    except ValueError as exc:
+        log.warning("model card thresholds unusable (%s): using the built-in defaults", exc)
+        return None
+
+
 @asynccontextmanager
-async def open_database(database: DatabaseSettings, *, migrate: bool = True) -> AsyncIterator[SqlStore]:
-    """Open the SQL store; applies pending migrations first when ``migrate`` (idempotent)."""
+async def open_database(
+    database: DatabaseSettings, *, migrate: bool = True, model: ModelSettings | None = None
+) -> AsyncIterator[SqlStore]:
+    """Open the SQL store; applies pending migrations first when ``migrate`` (idempotent).
+
+    With ``model``, servers seen for the first time get the model card's recommended thresholds.
+    """
     from moderation.store.sql import open_store
 
     if migrate:
@@ -97,6 +121,8 @@ async def open_database(database: DatabaseSettings, *, migrate: bool = True) -> 
         echo=database.echo,
         erasure_salt=database.erasure_salt.get_secret_value() or None,
     )
+    if model is not None:
+        store.default_thresholds = card_tiers(model)
     try:
         yield store
     finally:

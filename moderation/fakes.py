@@ -32,7 +32,7 @@ from moderation.domain import (
 from moderation.errors import InvalidTransition, NotFound, ScoringOverloaded, ScoringTimeout
 from moderation.labels import LABELS
 from moderation.normalize import normalize_for_scoring
-from moderation.policy import ServerPolicy
+from moderation.policy import ServerPolicy, Tiers
 from moderation.ports import Notice
 
 #: word -> label scores the FakeScorer assigns when the (normalised) word appears.
@@ -181,11 +181,16 @@ class MemoryStore:
         self.strikes: list[Strike] = []
         self.appeals: dict[int, Appeal] = {}
         self.audit: list[AuditEntry] = []
+        self.default_thresholds: Mapping[str, Tiers] | None = None
         self._ids = itertools.count(1)
         self._appeal_ids = itertools.count(1)
 
     async def get_policy(self, platform: Platform, server_id: str) -> ServerPolicy:
-        return self.policies.setdefault((platform, server_id), ServerPolicy(server_id))
+        if (platform, server_id) not in self.policies:
+            thresholds = dict(self.default_thresholds) if self.default_thresholds else None
+            policy = ServerPolicy(server_id, thresholds=thresholds) if thresholds else ServerPolicy(server_id)
+            self.policies[(platform, server_id)] = policy
+        return self.policies[(platform, server_id)]
 
     async def save_policy(self, platform: Platform, policy: ServerPolicy) -> None:
         self.policies[(platform, policy.server_id)] = policy

@@ -183,3 +183,15 @@ def test_shipped_default_model_card() -> None:
         t = card.thresholds[label]
         assert 0 < t.review_at <= t.act_at < 1
     assert card.data.get("files") and card.metrics
+
+
+def test_card_thresholds_become_new_server_defaults() -> None:
+    from bot.compose import card_tiers
+    from bot.settings import ModelSettings
+    from moderation.scoring.artifact import default_model_path
+
+    tiers = card_tiers(ModelSettings())
+    card = read_card(default_model_path())
+    assert tiers is not None and set(tiers) == set(LABELS)
+    assert all(tiers[k].review_at == card.thresholds[k].review_at for k in LABELS)
+    assert card_tiers(ModelSettings(backend="fake")) is None

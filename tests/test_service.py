@@ -321,3 +321,15 @@ async def test_unknown_server_gets_defaults(loop: Loop) -> None:
     assert out.action is Action.ALLOW
     policy = await loop.store.get_policy(P, "brand-new")
     assert policy.auto_action is False
+
+
+async def test_new_servers_start_with_the_configured_default_thresholds(store) -> None:
+    from moderation.policy import DEFAULT_TIERS, Tiers
+
+    store.default_thresholds = {**DEFAULT_TIERS, "toxic": Tiers(0.3, 0.6)}
+    loop = Loop(store)
+    out = await loop.service.handle_message(loop.msg("hello", server="fresh"))
+    assert out.action is Action.ALLOW
+    policy = await store.get_policy(P, "fresh")
+    assert policy.thresholds["toxic"] == Tiers(0.3, 0.6)
+    assert out.decision.thresholds["toxic"] == (0.3, 0.6)

@@ -54,7 +54,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> dict[str, Any]:
     summary: dict[str, Any] = {"adapters": adapters}
     started_at = time.monotonic()
     async with (
-        open_database(settings.database) as store,
+        open_database(settings.database, model=settings.model) as store,
         score_client(settings.worker, settings.model, settings.redis) as scorer,
     ):
         service = build_service(settings, scorer=scorer, store=store, actions={})

@@ -75,7 +75,7 @@ async def compose_web(
     async with AsyncExitStack() as stack:
         t0 = time.perf_counter()
         db_settings = settings.database.model_copy(update={"url": database_url})
-        store = await stack.enter_async_context(open_database(db_settings))
+        store = await stack.enter_async_context(open_database(db_settings, model=settings.model))
         extra["db_seconds"] = time.perf_counter() - t0
 
         not_used: dict[str, str] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -12,6 +12,7 @@ from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from moderation.policy import Tiers
 from moderation.store.engine import WRITE
 from moderation.store.types import utcnow
 
@@ -57,6 +58,8 @@ class SqlBase:
     ) -> None:
         if retention <= timedelta(0):
             raise ValueError("retention must be positive")
+        #: Thresholds a new server starts with (the model card's recommendations); None = DEFAULT_TIERS.
+        self.default_thresholds: Mapping[str, Tiers] | None = None
         self._sessions = session_factory
         self._engine = engine
         bind = session_factory.kw.get("bind")

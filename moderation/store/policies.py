@@ -20,7 +20,11 @@ class PolicyMixin(SqlBase):
             policy = await self._load_policy(s, platform, server_id)
         if policy is not None:
             return policy
-        default = ServerPolicy(server_id=server_id)
+        default = (
+            ServerPolicy(server_id=server_id)
+            if self.default_thresholds is None
+            else ServerPolicy(server_id=server_id, thresholds=dict(self.default_thresholds))
+        )
         now = self._clock()
         try:
             async with self._write() as s:

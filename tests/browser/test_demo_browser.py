@@ -21,13 +21,16 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from moderation.policy import DEFAULT_TIERS
+from bot.compose import card_tiers
+from bot.settings import ModelSettings
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-artifacts" / "screenshots"
 ADMIN_TOKEN = "browser-test-admin-token"
 TOXIC = "shut up, you stupid idiot"
+#: New servers start with the shipped model card's recommended thresholds.
+SERVER_DEFAULTS = card_tiers(ModelSettings())
 TOXIC_2 = "you are a pathetic moron"
 # Texts the defaults allow, most realistic first: mildly rude, then plainly clean (always under them).
 MILD_CANDIDATES = (
@@ -246,7 +249,7 @@ def test_dashboard_threshold_edit_applies_to_next_message(room: Room, browser: B
     mild, score = None, 1.0
     for text in MILD_CANDIDATES:
         scores = httpx.post(f"{room.url}/predict", json={"text": text}).json()
-        if all(scores[k] < t.review_at for k, t in DEFAULT_TIERS.items()):
+        if all(scores[k] < t.review_at for k, t in SERVER_DEFAULTS.items()):
             mild, score = text, scores["toxic"]
             break
     assert mild is not None, "precondition: one candidate is under every default review threshold"
