@@ -30,7 +30,15 @@ COMMAND_MODULES = (
 log = logging.getLogger("chatmod")
 
 
+_registered = False
+
+
 def _register_all() -> None:
+    """Add every available command group to ``app`` (once: tests and ``main`` may both call it)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from bot.settings import DatabaseSettings, ModelSettings, RedisSettings, Settings, WorkerSettings
 from moderation.domain import Platform
 from moderation.policy import Tiers
-from moderation.ports import PlatformActions, ScoreClient, TextScorer
+from moderation.ports import Clock, PlatformActions, ScoreClient, TextScorer
+from moderation.scoring.batcher import BatchPolicy
 from moderation.service import ModerationService
 
 if TYPE_CHECKING:
@@ -43,9 +44,7 @@ def build_text_scorer(model: ModelSettings) -> TextScorer:
     )
 
 
-def batch_policy(worker: WorkerSettings):  # type: ignore[no-untyped-def]
-    from moderation.scoring.batcher import BatchPolicy
-
+def batch_policy(worker: WorkerSettings) -> BatchPolicy:
     return BatchPolicy(
         max_batch=worker.max_batch,
         max_tokens=worker.token_budget,
@@ -135,12 +134,13 @@ def build_service(
     scorer: ScoreClient,
     store: SqlStore,
     actions: Mapping[Platform, PlatformActions],
+    clock: Clock | None = None,
 ) -> ModerationService:
     return ModerationService(
         scorer=scorer,
         store=store,
         actions=actions,
-        clock=SystemClock(),
+        clock=clock or SystemClock(),
         score_timeout=settings.worker.score_timeout_s,
     )
 

@@ -134,10 +134,6 @@ class ScoreResult:
     #: label -> words that drove the score (optional, filled by explainers).
     evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def top(self) -> tuple[str, float]:
-        label = max(self.scores, key=lambda k: self.scores[k])
-        return label, self.scores[label]
-
 
 @dataclass(frozen=True, slots=True)
 class LabelHit:

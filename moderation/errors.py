@@ -20,10 +20,6 @@ class ThresholdError(ValidationError):
     """A threshold is outside [0, 1] or ``act_at < review_at``."""
 
 
-class InvalidText(ModerationError):
-    """Text that cannot be scored (invalid UTF-8 that could not be repaired, etc.)."""
-
-
 class RetryLater(ModerationError):
     """A transient failure: the caller should retry after ``after`` seconds (if known)."""
 

@@ -32,7 +32,7 @@ from moderation.domain import (
 from moderation.errors import InvalidTransition, NotFound, ScoringOverloaded, ScoringTimeout
 from moderation.labels import LABELS
 from moderation.normalize import normalize_for_scoring
-from moderation.policy import ServerPolicy, Tiers
+from moderation.policy import DEFAULT_TIERS, ServerPolicy, Tiers
 from moderation.ports import Notice
 
 #: word -> label scores the FakeScorer assigns when the (normalised) word appears.
@@ -187,9 +187,8 @@ class MemoryStore:
 
     async def get_policy(self, platform: Platform, server_id: str) -> ServerPolicy:
         if (platform, server_id) not in self.policies:
-            thresholds = dict(self.default_thresholds) if self.default_thresholds else None
-            policy = ServerPolicy(server_id, thresholds=thresholds) if thresholds else ServerPolicy(server_id)
-            self.policies[(platform, server_id)] = policy
+            thresholds = dict(self.default_thresholds or DEFAULT_TIERS)
+            self.policies[(platform, server_id)] = ServerPolicy(server_id, thresholds=thresholds)
         return self.policies[(platform, server_id)]
 
     async def save_policy(self, platform: Platform, policy: ServerPolicy) -> None:

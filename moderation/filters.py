@@ -76,11 +76,6 @@ def sanitize(text: str) -> str:
     return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
-def decode_text(raw: bytes) -> str:
-    """Decode bytes from a platform or API: invalid UTF-8 is replaced, never raised."""
-    return sanitize(raw.decode("utf-8", errors="replace"))
-
-
 def strip_allow_terms(text: str, terms: Iterable[str]) -> str:
     """Remove allow-listed terms (case-insensitive, whole words) before scoring.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -238,7 +238,7 @@ class ModerationService:
         )
 
     async def _apply(self, case: Case, decision: Decision, actions: PlatformActions) -> None:
-        steps: list[tuple[str, Callable[[], object]]] = []
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if decision.action is Action.HOLD:
             steps.append(("hold", lambda: actions.hold(case)))
         elif decision.action in (Action.DELETE, Action.TIMEOUT):
@@ -260,12 +260,12 @@ class ModerationService:
         for name, step in steps:
             await self._run_action(case, name, step)
 
-    async def _run_action(self, case: Case, name: str, step: Callable[[], object]) -> bool:
+    async def _run_action(self, case: Case, name: str, step: Callable[[], Awaitable[None]]) -> bool:
         if not await self._store.mark_action(case.id, name):
             log.info("action %s for case %s already applied: skipped", name, case.id)
             return False
         try:
-            await step()  # type: ignore[misc]
+            await step()
         except PlatformActionFailed as exc:
             log.error("action %s failed for case %s: %s", name, case.id, exc)
             await self._audit(
@@ -313,20 +313,16 @@ class ModerationService:
                 await self._run_action(case, "restore", lambda: actions.restore(case))
             await self._store.reverse_strikes(case.id)
         else:
-            if verdict is Verdict.UPHOLD and action is Action.ESCALATE:
-                verdict_action = Action.DELETE
-            elif verdict is Verdict.UPHOLD:
-                verdict_action = action if action is not Action.HOLD else Action.DELETE
-            else:
-                verdict_action = Action.TIMEOUT if verdict is Verdict.TIMEOUT else Action.DELETE
+            # Uphold, delete and timeout all remove the message; an upheld automatic timeout was already
+            # applied (and is marked), so only an explicit Timeout verdict can add one.
             if action is not Action.DELETE and action is not Action.TIMEOUT:
                 await self._run_action(case, "delete", lambda: actions.delete(case))
-            if verdict_action is Action.TIMEOUT and not actions.capabilities.can_timeout:
+            if verdict is Verdict.TIMEOUT and not actions.capabilities.can_timeout:
                 # e.g. Slack: no member timeouts. The removal and strike stand; the audit says why.
                 await self._audit(
                     now, "system", "action.unsupported", case.server_id, str(case.id), action="timeout"
                 )
-            elif verdict_action is Action.TIMEOUT:
+            elif verdict is Verdict.TIMEOUT:
                 policy = await self._store.get_policy(case.key.platform, case.server_id)
                 seconds = policy.ladder.steps[0].timeout_seconds if policy.ladder.steps else 600
                 await self._run_action(case, "timeout", lambda: actions.timeout(case, seconds))

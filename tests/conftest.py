@@ -36,3 +36,22 @@ async def store(request, tmp_path):
 
     async with open_test_store(request.param, tmp_path) as sql:
         yield sql
+
+
+@pytest.fixture
+async def redis():
+    """A client of the real local Redis (tests use their own key prefixes). Fails, never skips, when
+    Redis is down: CI starts it, and a silently skipped Redis suite would hide a broken worker."""
+    from moderation.scoring.redis_transport import connect
+
+    client = connect("redis://127.0.0.1:6379/0")
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        pytest.fail(
+            f"Redis is not reachable at 127.0.0.1:6379 ({exc!r}); start it (see .ci/run) "
+            "or deselect with -m 'not redis'"
+        )
+    yield client
+    await client.aclose()

@@ -116,10 +116,6 @@ async def test_hot_swap_changes_version_without_dropping() -> None:
 @pytest.mark.slow
 async def test_torch_fast_path_matches_direct_scoring() -> None:
     """The worker tokenises once at intake; its scores must equal TorchScorer.score_batch exactly."""
-    from moderation.scoring.artifact import default_model_path
-
-    if not (default_model_path() / "card.json").is_file():
-        pytest.skip("models/default not built")
     from moderation.scoring.backend import TorchScorer
 
     scorer = TorchScorer.load(device="cpu", threads=1)

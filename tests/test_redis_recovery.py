@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,17 +30,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(90)]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = connect(SHARED_URL)
-    try:
-        await client.ping()
-    except Exception as exc:  # pragma: no cover - environment guard
-        pytest.skip(f"no local Redis: {exc}")
-    yield client
-    await client.aclose()
 
 
 def report(name: str, **figures: object) -> None:

@@ -13,7 +13,7 @@ from moderation.errors import ScoringOverloaded, ScoringTimeout
 from moderation.fakes import FakeScorer
 from moderation.scoring.batcher import BatchPolicy
 from moderation.scoring.redis_client import RedisScoreClient
-from moderation.scoring.redis_transport import StreamNames, connect
+from moderation.scoring.redis_transport import StreamNames
 from moderation.scoring.redis_worker import ScoreWorker
 from moderation.scoring.wire import ScoreRequest, decode_reply, encode_request
 from tests.redis_helpers import SlowScorer, delete_keys, unique_names, wait_until
@@ -21,17 +21,6 @@ from tests.redis_helpers import SlowScorer, delete_keys, unique_names, wait_unti
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(20)]
 
 TEXTS = ["hello there", "you are an idiot", "I will kill you", "nice picture!", "shut up moron", ""]
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = connect("redis://127.0.0.1:6379/0")
-    try:
-        await client.ping()
-    except Exception as exc:  # pragma: no cover - environment guard
-        pytest.skip(f"no local Redis: {exc}")
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

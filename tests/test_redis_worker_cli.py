@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,11 @@ from redis.asyncio import Redis
 
 from moderation.fakes import FakeScorer
 from moderation.scoring.redis_client import RedisScoreClient
-from moderation.scoring.redis_transport import StreamNames, connect
+from moderation.scoring.redis_transport import StreamNames
 from tests.redis_helpers import delete_keys, unique_names
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(90)]
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = connect("redis://127.0.0.1:6379/0")
-    try:
-        await client.ping()
-    except Exception as exc:  # pragma: no cover - environment guard
-        pytest.skip(f"no local Redis: {exc}")
-    yield client
-    await client.aclose()
 
 
 async def test_worker_command_answers_and_drains_on_sigterm(redis: Redis) -> None:

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ import numpy as np
 
 from moderation.domain import Verdict
 from moderation.labels import LABELS
-from moderation.policy import DEFAULT_TIERS
+from moderation.policy import DEFAULT_TIERS, Tiers
 from moderation.ports import TextScorer
 from moderation.promotion import VerdictPoint, recommend_thresholds, should_promote
 from moderation.service import verdict_labels
@@ -138,12 +138,16 @@ async def retrain(
     eval_size: int = 2000,
     eval_limit: int | None = None,
     publish_reload: Callable[[str], Awaitable[None]] | None = None,
+    current_tiers: Mapping[str, Tiers] = DEFAULT_TIERS,
     now: datetime,
 ) -> RetrainReport:
-    """One retraining round. ``train_candidate(run_dir, out_dir, extra) -> artifact dir`` trains."""
+    """One retraining round. ``train_candidate(run_dir, out_dir, extra) -> artifact dir`` trains.
+
+    ``current_tiers`` are the thresholds new servers get today (the current model card's); the
+    recommendation keeps them for labels with too few verdicts.
+    """
     examples, points = await collect_verdicts(store, since)
     current = load_scorer(current_model)
-    current_tiers = DEFAULT_TIERS
     report = RetrainReport("skipped", len(examples))
     report.recommended_thresholds = {
         label: {"review_at": t.review_at, "act_at": t.act_at}

@@ -20,7 +20,8 @@ log = logging.getLogger("chatmod.retrain")
 async def retrain_once(
     settings: Settings, *, epochs: float = 1.0, max_steps: int = 0, limit: int | None = None
 ) -> Any:
-    from bot.compose import open_database
+    from bot.compose import card_tiers, open_database
+    from moderation.policy import DEFAULT_TIERS
     from moderation.scoring.backend import TorchScorer
     from training.pipeline import run
     from training.retrain import retrain
@@ -60,6 +61,7 @@ async def retrain_once(
             train_candidate=train_candidate,
             min_new_verdicts=settings.training.min_new_verdicts,
             publish_reload=publish,
+            current_tiers=card_tiers(settings.model) or DEFAULT_TIERS,
             now=datetime.now(UTC),
         )
     return report

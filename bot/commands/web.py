@@ -61,12 +61,11 @@ async def compose_web(
     """Build store, scorer, service, web context and app; close them all on exit."""
     from prometheus_client import CollectorRegistry
 
-    from bot.compose import SystemClock, open_database
+    from bot.compose import SystemClock, build_service, open_database
     from bot.web.app import create_app
     from bot.web.context import ApiMetrics, Limits, WebContext
     from bot.web.scoring import InstrumentedScoreClient, PredictionLog, ScoreCache, StorePredictionSink
     from moderation.domain import Platform
-    from moderation.service import ModerationService
 
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
@@ -99,9 +98,7 @@ async def compose_web(
         scorer = InstrumentedScoreClient(
             inner, version=version_of, cache=cache, log=plog, clock=clock, on_score=metrics.observe_score
         )
-        service = ModerationService(
-            scorer=scorer, store=store, actions={}, clock=clock, score_timeout=settings.worker.score_timeout_s
-        )
+        service = build_service(settings, scorer=scorer, store=store, actions={}, clock=clock)
         model_info: dict[str, object] = {"backend": settings.model.backend}
         ctx = WebContext(
             service=service,

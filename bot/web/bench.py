@@ -52,12 +52,11 @@ def texts(n: int, offset: int = 0) -> list[str]:
     return [f"{SENTENCES[i % len(SENTENCES)]}, ref {_tag(offset + i)}" for i in range(n)]
 
 
-def _start_server(db_url: str, config: str | None) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CHATMOD_DATABASE__URL": db_url}
-    cmd = [sys.executable, "-c", "from bot.cli import main; main()", "api", "--port", "0"]
-    if config:
-        cmd += ["--config", config]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def wait_for_printed(proc: subprocess.Popen[str], pattern: str, timeout: float) -> str:
+    """Read ``proc``'s output until a line matches ``pattern``; return its first group.
+
+    Kills ``proc`` and raises RuntimeError (with the last lines seen) if it exits or times out first.
+    """
     lines: queue.Queue[str] = queue.Queue()
     stdout = proc.stdout
     assert stdout is not None
@@ -67,7 +66,7 @@ def _start_server(db_url: str, config: str | None) -> tuple[subprocess.Popen[str
             lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     seen: list[str] = []
     while time.monotonic() < deadline:
         try:
@@ -77,11 +76,23 @@ def _start_server(db_url: str, config: str | None) -> tuple[subprocess.Popen[str
                 break
             continue
         seen.append(line)
-        m = re.search(r"API:\s+(http://\S+?)/v1/moderate", line)
+        m = re.search(pattern, line)
         if m:
-            return proc, m.group(1)
+            return m.group(1)
     proc.kill()
-    raise RuntimeError("chatmod api did not start:\n" + "".join(seen[-30:]))
+    raise RuntimeError("".join(seen[-40:]))
+
+
+def _start_server(db_url: str, config: str | None) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CHATMOD_DATABASE__URL": db_url}
+    cmd = [sys.executable, "-c", "from bot.cli import main; main()", "api", "--port", "0"]
+    if config:
+        cmd += ["--config", config]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        return proc, wait_for_printed(proc, r"API:\s+(http://\S+?)/v1/moderate", timeout=120)
+    except RuntimeError as exc:
+        raise RuntimeError(f"chatmod api did not start:\n{exc}") from None
 
 
 def measure(base: str, n: int, concurrency: int, warmup: int = 50) -> dict[str, float]:

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moderation.domain import Platform
-from moderation.policy import ServerPolicy
+from moderation.policy import DEFAULT_TIERS, ServerPolicy
 from moderation.store import codec
 from moderation.store._base import SqlBase, new_id
 from moderation.store.schema import channel_policies, servers
@@ -20,11 +20,7 @@ class PolicyMixin(SqlBase):
             policy = await self._load_policy(s, platform, server_id)
         if policy is not None:
             return policy
-        default = (
-            ServerPolicy(server_id=server_id)
-            if self.default_thresholds is None
-            else ServerPolicy(server_id=server_id, thresholds=dict(self.default_thresholds))
-        )
+        default = ServerPolicy(server_id, thresholds=dict(self.default_thresholds or DEFAULT_TIERS))
         now = self._clock()
         try:
             async with self._write() as s:

@@ -8,11 +8,9 @@ in file order and build on each other's chat state, like a session would.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 
 from bot.compose import card_tiers
 from bot.settings import ModelSettings
+from bot.web.bench import wait_for_printed
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
@@ -60,11 +59,6 @@ ARGS = [
 ]
 
 
-def _read_lines(stream, out: queue.Queue[str]) -> None:  # type: ignore[no-untyped-def]
-    for line in iter(stream.readline, ""):
-        out.put(line)
-
-
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = tmp_path_factory.mktemp("demo") / "demo.db"
@@ -77,25 +71,11 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
-    url = None
-    seen: list[str] = []
     deadline = time.monotonic() + 90
-    while url is None and time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        m = re.search(r"Chat:\s+(http://\S+?)/\s", line)
-        if m:
-            url = m.group(1)
-    if url is None:
-        proc.kill()
-        pytest.fail("chatmod demo did not start:\n" + "".join(seen[-40:]))
+    try:
+        url = wait_for_printed(proc, r"Chat:\s+(http://\S+?)/\s", timeout=90)
+    except RuntimeError as exc:
+        pytest.fail(f"chatmod demo did not start:\n{exc}")
     # the URL is printed while the model still loads; /health turns 200 once it answers
     while time.monotonic() < deadline and httpx.get(f"{url}/health").status_code != 200:
         time.sleep(0.25)

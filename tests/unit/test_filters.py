@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from moderation.domain import Member, MessageVersion, Platform
-from moderation.filters import Skip, clip_for_scoring, decode_text, prefilter, sanitize, strip_allow_terms
+from moderation.filters import Skip, clip_for_scoring, prefilter, sanitize, strip_allow_terms
 from moderation.policy import ServerPolicy
 
 POLICY = ServerPolicy(
@@ -69,10 +69,6 @@ def test_prefilter(message: MessageVersion, skip: Skip | None, alert: bool) -> N
 )
 def test_sanitize(raw: str, expected: str) -> None:
     assert sanitize(raw) == expected
-
-
-def test_decode_invalid_utf8_is_replaced_not_raised() -> None:
-    assert decode_text(b"ok \xff\xfe bytes\x00") == "ok \ufffd\ufffd bytes"
 
 
 @pytest.mark.parametrize(

@@ -285,38 +285,20 @@ def test_channel_overrides_merge_with_server_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
+    ("build", "field"),
     [
-        ({"thresholds": {"spam": Tiers(0.1, 0.2)}}, "label"),
-        ({"thresholds": {"toxic": Tiers(0.1, 0.2)}}, "thresholds"),
-        ({"action": Action.ALLOW}, "action"),
+        (lambda: ServerPolicy("s", thresholds={"spam": Tiers(0.1, 0.2)}), "label"),
+        (lambda: ServerPolicy("s", thresholds={"toxic": Tiers(0.1, 0.2)}), "thresholds"),
+        (lambda: ServerPolicy("s", action=Action.ALLOW), "action"),
+        (lambda: StrikeLadder(steps=(LadderStep(3), LadderStep(2))), "ladder.steps"),
+        (lambda: LadderStep(strikes=0), "ladder.strikes"),
+        (lambda: LadderStep(strikes=2, timeout_seconds=-1), "ladder.timeout_seconds"),
     ],
+    ids=["unknown-label", "missing-labels", "bad-action", "ladder-order", "zero-strikes", "negative-timeout"],
 )
-def test_server_policy_validation(kwargs: dict, field: str) -> None:
+def test_policy_validation_names_the_field(build, field: str) -> None:
     with pytest.raises(ValidationError) as err:
-        ServerPolicy("s", **kwargs)
-    assert err.value.field == field
-
-
-@pytest.mark.parametrize(
-    ("steps", "field"),
-    [
-        ((LadderStep(3), LadderStep(2)), "ladder.steps"),
-    ],
-)
-def test_ladder_validation(steps: tuple[LadderStep, ...], field: str) -> None:
-    with pytest.raises(ValidationError) as err:
-        StrikeLadder(steps=steps)
-    assert err.value.field == field
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [({"strikes": 0}, "ladder.strikes"), ({"strikes": 2, "timeout_seconds": -1}, "ladder.timeout_seconds")],
-)
-def test_ladder_step_validation(kwargs: dict, field: str) -> None:
-    with pytest.raises(ValidationError) as err:
-        LadderStep(**kwargs)
+        build()
     assert err.value.field == field
 
 
