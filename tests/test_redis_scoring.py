@@ -211,3 +211,35 @@ async def test_entry_that_keeps_killing_workers_is_dead_lettered(redis: Redis, n
     assert [f[b"reason"] for _, f in dead] == [b"too_many_deliveries"]
     assert scorer.calls == []  # never handed to the model again
     assert (await redis.xpending(names.stream, names.group))["pending"] == 0
+
+
+async def test_reader_coalesces_arrivals_while_the_model_is_busy(redis: Redis, names: StreamNames) -> None:
+    """Messages arriving one by one while a batch computes are fetched with one read afterwards and
+    form one batch, instead of one XREADGROUP round trip (and tokeniser call) per arrival."""
+    worker, task = start_worker(redis, names, SlowScorer(0.4), policy=BatchPolicy(max_batch=64, max_wait=0.0))
+    reads: list[int] = []
+    real_read = worker.redis.xreadgroup
+
+    async def counting_read(*args: object, **kw: object) -> object:
+        resp = await real_read(*args, **kw)  # type: ignore[arg-type]
+        reads.append(sum(len(entries) for _s, entries in resp or []))
+        return resp
+
+    worker.redis.xreadgroup = counting_read  # type: ignore[method-assign]
+    async with RedisScoreClient(redis, names=names) as client:
+        first = asyncio.create_task(client.score("the first one", timeout=10))
+        await wait_until(lambda: worker._busy, timeout=5)
+        second = asyncio.create_task(client.score("queued while busy", timeout=10))
+        await wait_until(lambda: worker.batcher.depth == 1, timeout=5)
+        reads_before = len(reads)
+        later = []
+        for i in range(12):  # one at a time, each in its own round trip, while the model computes
+            later.append(asyncio.create_task(client.score(f"arrival {i}", timeout=10)))
+            await asyncio.sleep(0.01)
+        results = await asyncio.gather(first, second, *later)
+    worker.stop()
+    summary = await task
+    assert len(results) == 14 and all(r.model_version == "slow-1" for r in results)
+    busy_reads = [n for n in reads[reads_before:] if n]
+    assert busy_reads[0] == 12, reads  # the twelve arrivals came in one read, not twelve
+    assert 13 in summary.sizes or 12 in summary.sizes, summary.sizes

@@ -216,3 +216,42 @@ def test_two_training_steps_and_resume(shared_data: Path, tmp_path: Path) -> Non
     train(rows, rows[:8], tok, cfg, tmp_path)  # resumes at step 2, runs one more
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 3
     assert model.classifier.out_features == len(LABELS)
+
+
+def test_source_oversample_repeats_rows_of_favoured_sources() -> None:
+    from training.train import oversample
+
+    six = {lab: 0.0 for lab in LABELS}
+    jig = make("a", "jigsaw", **six)
+    obf = make("b", "jigsaw+obf", **{**six, "toxic": 1})
+    threat = make("c", "jigsaw", **{**six, "threat": 1, "toxic": 1})
+    other = make("d", "olid", toxic=1)
+    out = oversample([jig, obf, threat, other], {"threat": 6}, {"jigsaw": 2})
+    counts = {t: sum(1 for e in out if e.text == t) for t in "abcd"}
+    assert counts == {"a": 2, "b": 2, "c": 6, "d": 1}  # the larger factor wins, +obf counts as its source
+
+
+def test_warm_start_from_an_artifact(tmp_path: Path) -> None:
+    """``init_from`` loads an artifact's weights (fp16 here) into the model before training."""
+    import torch
+
+    from moderation.scoring.backend import ToxicityModel
+    from training.export import make_untrained_artifact
+    from training.pipeline import base_model_path
+    from training.train import load_initial_weights
+
+    art = make_untrained_artifact(tmp_path / "art", seed=7)
+    from safetensors.torch import load_file
+
+    saved = load_file(str(art / "model.safetensors"))
+    model = ToxicityModel.from_base(base_model_path(), len(LABELS))
+    assert not torch.allclose(model.classifier.weight, saved["classifier.weight"].float())
+    load_initial_weights(model, art)
+    assert torch.allclose(model.classifier.weight, saved["classifier.weight"].float())
+    assert model.classifier.weight.dtype == torch.float32
+    bad = tmp_path / "bad.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"classifier.weight": torch.zeros(2, 2)}, str(bad))
+    with pytest.raises(ValueError, match="do not fit"):
+        load_initial_weights(model, bad)

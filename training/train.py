@@ -55,6 +55,12 @@ class TrainConfig:
     #: mention identity terms this many times in total (1 = off): counters identity-term bias.
     identity_neutral: bool = True
     identity_oversample: int = 2
+    #: Total copies of every training row from these sources (e.g. ``{"jigsaw": 2}``): the six-label
+    #: Jigsaw rows are the only teachers of severe_toxic/obscene/threat/insult, a small share of the mix.
+    source_oversample: dict[str, int] = field(default_factory=dict)
+    #: Warm start: an artifact directory (or safetensors file) whose weights initialise the model
+    #: (continued training); the optimiser and schedule start fresh.
+    init_from: str = ""
     checkpoint_every: int = 300
     eval_every: int = 0
     max_steps: int = 0
@@ -83,14 +89,40 @@ def augment(examples: Sequence[Example], fraction: float, seed: int) -> list[Exa
     return out
 
 
-def oversample(examples: Sequence[Example], factors: dict[str, int]) -> list[Example]:
+def oversample(
+    examples: Sequence[Example], factors: dict[str, int], sources: dict[str, int] | None = None
+) -> list[Example]:
+    """Repeat rows carrying a rare label (``factors``) and rows of favoured sources (``sources``, keyed
+    by the source name without an ``+obf`` suffix); the larger factor wins."""
     out = list(examples)
+    sources = sources or {}
     for ex in examples:
         copies = max(
             (f for lab, f in factors.items() if ex.mask[IDX[lab]] and ex.labels[IDX[lab]] >= 1), default=1
         )
+        copies = max(copies, sources.get(ex.source.split("+", 1)[0], 1))
         out.extend([ex] * (copies - 1))
     return out
+
+
+def load_initial_weights(model: ToxicityModel, path: str | Path) -> None:
+    """Load an artifact's weights (any float dtype) into ``model`` for continued training."""
+    from safetensors.torch import load_file
+
+    from moderation.scoring.artifact import WEIGHTS
+
+    p = Path(path)
+    file = p / WEIGHTS if p.is_dir() else p
+    state = load_file(str(file))
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise ValueError(
+            f"{file}: weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    log.info("initialised from %s", file)
 
 
 def identity_rows(examples: Sequence[Example], cfg: TrainConfig) -> list[Example]:
@@ -245,7 +277,7 @@ def train(
     torch.manual_seed(cfg.seed)
 
     rows = list(train_rows) + augment(train_rows, cfg.augment_fraction, cfg.seed)
-    rows = oversample(rows, cfg.oversample) + identity_rows(train_rows, cfg)
+    rows = oversample(rows, cfg.oversample, cfg.source_oversample) + identity_rows(train_rows, cfg)
     t0 = time.time()
     seqs = encode(tokenizer, [e.text for e in rows], cfg.max_length)
     targets = torch.tensor([e.labels for e in rows], dtype=torch.float32)
@@ -264,7 +296,10 @@ def train(
     vmasks = torch.tensor([e.mask for e in vsample], dtype=torch.float32)
 
     pw = pos_weights(rows, cfg.pos_weight_cap).to(device)
-    model = ToxicityModel.from_base(cfg.base_model, len(LABELS)).to(device)
+    model = ToxicityModel.from_base(cfg.base_model, len(LABELS))
+    if cfg.init_from:
+        load_initial_weights(model, cfg.init_from)
+    model = model.to(device)
     head = {n for n, _ in model.named_parameters() if n.startswith("classifier")}
     no_decay = ("bias", "LayerNorm.weight")
     groups = [

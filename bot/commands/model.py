@@ -235,6 +235,15 @@ def train(
     mlflow_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (when installed).")] = None,
     threads: int = 0,
     version: str | None = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(help="Continue training from this artifact's weights (fresh optimiser and schedule)."),
+    ] = None,
+    source_oversample: Annotated[
+        list[str] | None,
+        typer.Option(help="SOURCE=N: repeat that source's training rows N times in all (repeatable)."),
+    ] = None,
+    warmup: Annotated[float, typer.Option(help="Warm-up share of the steps.")] = 0.06,
 ) -> None:
     """Fine-tune the MiniLM backbone on the shared data (+ --extra) and write a model artifact."""
     import torch
@@ -243,6 +252,16 @@ def train(
     from training.pipeline import base_model_path, finalize, load_tokenizer, prepare_split, run
     from training.train import TrainConfig
 
+    favoured: dict[str, int] = {}
+    for item in source_oversample or []:
+        name, sep, n = item.partition("=")
+        if not sep or not n.isdigit() or int(n) < 1:
+            raise typer.BadParameter(
+                f"expected SOURCE=N with N >= 1, got {item!r}", param_hint="--source-oversample"
+            )
+        favoured[name.strip()] = int(n)
+    if init_from is not None and not (init_from / "model.safetensors").is_file() and not init_from.is_file():
+        raise typer.BadParameter(f"no model.safetensors in {init_from}", param_hint="--init-from")
     extra_rows = []
     for path in extra or []:
         extra_rows.extend(load_by_path(path, civil_threshold=civil_threshold))
@@ -256,6 +275,9 @@ def train(
         mlflow_uri=mlflow_uri,
         threads=threads,
         deadline=time.time() + time_budget * 60 if time_budget else 0.0,
+        warmup=warmup,
+        source_oversample=favoured,
+        init_from=str(init_from) if init_from else "",
     )
     dtype = torch.float32 if fp32 else torch.float16
     if finalize_only:

@@ -4,7 +4,10 @@ Tasks of one worker process:
 
 * **reader** — ``XREADGROUP ... COUNT n BLOCK t`` fetches up to a batch in one round trip, decodes and
   tokenises the entries, and queues them in the ``Batcher``. It reads only while the local queue has
-  room, so a busy worker leaves new work in the stream for its peers.
+  room, so a busy worker leaves new work in the stream for its peers. While the model computes and the
+  next batch already has work, the reader pauses: arrivals collect in the stream and the batch loop
+  fetches them with one read as the model frees up (one round trip and one tokeniser call per batch,
+  not per arriving message — that per-message cost was most of the worker's glue CPU).
 * **batch loop** — flushes the batcher (size / deadline / token budget), runs the micro-batches on the
   single inference thread, and hands the replies to a writer.
 * **writer** — one ``MULTI``: ``XADD`` each reply to its client's results stream, ``XACK`` + ``XDEL`` the
@@ -128,6 +131,10 @@ class ScoreWorker:
         self._local_cap = min(self.policy.max_queue, 2 * self.policy.max_batch)
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
+        #: A batch is in the inference thread; the reader pauses (``_paused``) until ``_resume``.
+        self._busy = False
+        self._paused = False
+        self._resume = asyncio.Event()
         self._stopping = asyncio.Event()
         self._writes: set[asyncio.Task[None]] = set()
         self.summary = WorkerSummary(self.consumer)
@@ -141,6 +148,7 @@ class ScoreWorker:
         self._stopping.set()
         self._wake.set()
         self._room.set()
+        self._resume.set()
 
     async def run(self) -> WorkerSummary:
         cpu_start = time.thread_time()
@@ -212,6 +220,12 @@ class ScoreWorker:
                 self._room.clear()
                 await self._room.wait()
                 continue
+            if self._busy and self.batcher.depth > 0:
+                self._paused = True
+                self._resume.clear()
+                await self._resume.wait()
+                self._paused = False
+                continue
             try:
                 resp = await self.redis.xreadgroup(
                     self.names.group,
@@ -233,6 +247,28 @@ class ScoreWorker:
             streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], resp or [])
             for _stream, entries in streams:
                 await self._intake(entries)
+
+    async def _top_up(self) -> None:
+        """The model is free again: fetch what arrived meanwhile in one non-blocking read (if the
+        reader paused for it), then let the reader go on."""
+        try:
+            room = self._local_cap - len(self._held)
+            if self._paused and room > 0 and not self._stopping.is_set():
+                try:
+                    resp = await self.redis.xreadgroup(
+                        self.names.group,
+                        self.consumer,
+                        {self.names.stream: ">"},
+                        count=min(room, self.policy.max_batch),
+                    )
+                except (ResponseError, *TRANSIENT) as exc:
+                    log.debug("top-up read failed (%s); the reader will read", exc)
+                    return
+                streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], resp or [])
+                for _stream, entries in streams:
+                    await self._intake(entries)
+        finally:
+            self._resume.set()
 
     async def _intake(self, entries: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
         now = self.clock()
@@ -342,7 +378,13 @@ class ScoreWorker:
         if micro:
             started = self.clock()
             self.metrics.observe_batch(batch.size, batch.real_tokens, batch.padded_tokens, len(micro))
-            outcomes, version, seconds = await self.runner.run([[p.item.prepared for p in m] for m in micro])
+            self._busy = True
+            try:
+                outcomes, version, seconds = await self.runner.run(
+                    [[p.item.prepared for p in m] for m in micro]
+                )
+            finally:
+                self._busy = False
             done = self.clock()
             self.metrics.stage_seconds.labels(stage="model").observe(seconds)
             self.summary.batches += 1
@@ -381,9 +423,10 @@ class ScoreWorker:
             task = asyncio.create_task(self._write(replies))
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
-            # Bound the writes in flight: backpressure from a slow Redis reaches the reader.
-            if len(self._writes) > 4:
-                await asyncio.wait(self._writes, return_when=asyncio.FIRST_COMPLETED)
+        await self._top_up()
+        # Bound the writes in flight: backpressure from a slow Redis reaches the reader.
+        if replies and len(self._writes) > 4:
+            await asyncio.wait(self._writes, return_when=asyncio.FIRST_COMPLETED)
 
     async def _write(self, replies: Sequence[tuple[_Entry, ScoreReply]]) -> None:
         n = self.names
