@@ -3,8 +3,9 @@
 Figures, all from one run on this machine:
 
 * **goodput** — the highest Poisson arrival rate whose p99 latency (client enqueue → result read)
-  stays within the SLO (50 ms CPU / 20 ms GPU), for each worker precision. The worker runs as a real
-  ``chatmod worker`` subprocess on the real Redis; the load generator is this process.
+  stays within the SLO (50 ms CPU / 20 ms GPU), for each worker mode: ``fp32`` (torch eager), ``onnx``
+  (fp32 on ONNX Runtime, the same weights) and ``int8`` (torch dynamic quantisation). The worker runs
+  as a real ``chatmod worker`` subprocess on the real Redis; the load generator is this process.
 * **naive** — a transformers ``text-classification`` pipeline called once per message, on the same
   weights and threads, fed the same open-loop arrivals in this process (one call at a time, FIFO),
   searched the same way. Also reported: its back-to-back service times replayed through a FIFO queue
@@ -49,7 +50,7 @@ class BenchConfig:
     model: str | None = None
     data_dir: str = "../shared/data"
     threads: int = 2
-    modes: tuple[str, ...] = ("fp32", "int8")
+    modes: tuple[str, ...] = ("fp32", "onnx", "int8")
     step_seconds: float = 4.0
     slo_ms: float | None = None
     max_batch: int = 64
@@ -168,10 +169,18 @@ def matmul_gflops(threads: int) -> dict[str, float]:
     return {**rates, "model_mix": round(weighted, 1)}
 
 
-def load_scorer(path: Path, int8: bool, threads: int, max_batch: int) -> Any:
+def load_scorer(path: Path, mode: str, threads: int, max_batch: int) -> Any:
+    """``fp32`` (torch eager), ``onnx`` (fp32 on ONNX Runtime) or ``int8`` (torch dynamic quantisation)."""
     from moderation.scoring.backend import TorchScorer
 
-    return TorchScorer.load(path, device="cpu", quantize=int8, threads=threads, batch_size=max(32, max_batch))
+    return TorchScorer.load(
+        path,
+        device="cpu",
+        quantize=mode == "int8",
+        threads=threads,
+        batch_size=max(32, max_batch),
+        engine="onnx" if mode == "onnx" else "torch",
+    )
 
 
 def offline_throughput(
@@ -190,27 +199,37 @@ def offline_throughput(
     t, cpu = time.perf_counter(), time.thread_time()
     prepared = first.prepare(texts)
     prep_wall, prep_cpu = time.perf_counter() - t, time.thread_time() - cpu
-    batcher: Batcher[Any] = Batcher(BatchPolicy(max_batch=max_batch, max_queue=len(texts) + 1))
-    for p in prepared:
-        batcher.add(p, p.tokens, 0.0)
-    batches = []
-    while batcher.depth:
-        batches.append([[p.item for p in m] for m in batcher.take(0.0).micro])
+    # Each engine gets the micro-batches the worker would cut for it (its own per-call cost estimate).
+    plans: dict[str, tuple[list[Any], Any]] = {}
+    for mode, scorer in scorers.items():
+        overhead = getattr(scorer, "call_overhead_tokens", BatchPolicy.call_overhead_tokens)
+        batcher: Batcher[Any] = Batcher(
+            BatchPolicy(max_batch=max_batch, max_queue=len(texts) + 1, call_overhead_tokens=overhead)
+        )
+        for p in prepared:
+            batcher.add(p, p.tokens, 0.0)
+        plan = []
+        while batcher.depth:
+            plan.append([[p.item for p in m] for m in batcher.take(0.0).micro])
+        plans[mode] = (plan, batcher.stats)
+    n_batches = max(len(plan) for plan, _ in plans.values())
     # GEMM probe on the encoder's own shapes: FFN up, FFN down, and the 384x384 projections.
     probe = [(torch.randn(1024, k), torch.randn(k, n)) for k, n in ((384, 1536), (1536, 384), (384, 384))]
     probe_flop = sum(2 * 1024 * a.shape[1] * b.shape[1] for a, b in probe)
 
     async def run_all() -> tuple[dict[str, float], float, int]:
-        for r in runners.values():
-            await r.run(batches[0])  # warm-up
+        for mode, r in runners.items():
+            await r.run(plans[mode][0][0])  # warm-up
         seconds = dict.fromkeys(runners, 0.0)
         probe_s, probes = 0.0, 0
         order = list(runners)
         for _ in range(rounds):
-            for i, b in enumerate(batches):
+            for i in range(n_batches):
                 for mode in order if i % 2 == 0 else order[::-1]:
-                    _, _, sec = await runners[mode].run(b)
-                    seconds[mode] += sec
+                    plan = plans[mode][0]
+                    if i < len(plan):
+                        _, _, sec = await runners[mode].run(plan[i])
+                        seconds[mode] += sec
                 start = time.perf_counter()
                 with torch.inference_mode():
                     for a, w in probe:
@@ -222,11 +241,11 @@ def offline_throughput(
     seconds, probe_s, probes = asyncio.run(run_all())
     for r in runners.values():
         r.close()
-    st = batcher.stats
-    tokens = st.real_tokens * rounds
     ceiling = {"model_shapes_interleaved": round(probe_flop * probes / probe_s / 1e9, 1)}
     out = {}
     for mode, sec in seconds.items():
+        batches, st = plans[mode]
+        tokens = st.real_tokens * rounds
         gflops = tokens * FLOP_PER_TOKEN / sec / 1e9
         out[mode] = {
             "messages": len(texts) * rounds,
@@ -237,6 +256,7 @@ def offline_throughput(
             "padding_waste": round(st.padding_waste, 4),
             "mean_tokens_per_msg": round(st.real_tokens / len(texts), 1),
             "model_calls": sum(len(b) for b in batches) * rounds,
+            "engine": getattr(scorers[mode], "engine", "torch"),
             "tokenize_ms_per_msg": round(prep_wall / len(texts) * 1000, 4),
             "tokenize_cpu_ms_per_msg": round(prep_cpu / len(texts) * 1000, 4),
         }
@@ -490,6 +510,8 @@ def start_worker(cfg: BenchConfig, path: Path, mode: str, prefix: str) -> Worker
         "--device",
         "cpu" if mode == "int8" else "auto",  # fp32 mode runs fp16/bf16 on CUDA when there is one
         "--int8" if mode == "int8" else "--fp32",
+        "--engine",
+        "onnx" if mode == "onnx" else "torch",
         "--threads",
         str(cfg.threads),
         "--max-batch",
@@ -669,7 +691,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
 
     ceiling = matmul_gflops(cfg.threads)
     say(f"fp32 matmul, best of 5 on an idle moment: {ceiling}")
-    scorers = {m: load_scorer(path, m == "int8", cfg.threads, cfg.max_batch) for m in ("fp32", "int8")}
+    scorers = {m: load_scorer(path, m, cfg.threads, cfg.max_batch) for m in ("fp32", "onnx", "int8")}
     offline, interleaved = offline_throughput(scorers, texts[: 400 if cfg.quick else 1000], cfg.max_batch)
     ceiling.update(interleaved)
     say(f"fp32 matmul interleaved with the model runs: {interleaved}")
@@ -759,7 +781,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
         "matmul_fp32_gflops": ceiling,
         "model_throughput": offline,
         "padding_waste": {
-            "offline_fp32": offline["fp32"]["padding_waste"],
+            **{f"offline_{m}": o["padding_waste"] for m, o in offline.items()},
             **{f"at_goodput_{m}": (g["at_goodput"] or {}).get("padding_waste") for m, g in goodput.items()},
         },
         "glue_cpu_per_msg": glue,
@@ -773,6 +795,12 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "auc_any_toxic_fp32": round(auc["fp32"], 4),
             "auc_any_toxic_int8": round(auc["int8"], 4),
             "auc_drop": round(auc["fp32"] - auc["int8"], 4),
+            "auc_any_toxic_onnx": round(auc["onnx"], 4) if "onnx" in auc else None,
+            "int8_vs_onnx_fp32_throughput": (
+                round(offline["int8"]["real_tokens_per_s"] / offline["onnx"]["real_tokens_per_s"], 2)
+                if "onnx" in offline
+                else None
+            ),
             "eval_rows": len(eval_texts),
         },
         "stages_at_goodput_ms": {m: (g["at_goodput"] or {}).get("stages_ms") for m, g in goodput.items()},
@@ -803,18 +831,21 @@ def _targets(
     """The issue's targets, met or not, as measured in this run."""
     best = max((g["goodput_rps"] for g in goodput.values()), default=0.0)
     ratio = best / naive["goodput_rps"] if naive["goodput_rps"] else None
+    fp32 = [m for m in ("fp32", "onnx") if m in offline]
+    top = max(fp32, key=lambda m: offline[m]["share_of_fp32_matmul"])
     return {
         "goodput_vs_naive_ge_3.5x": {
             "value": None if ratio is None else round(ratio, 2),
             "met": ratio is not None and ratio >= 3.5,
         },
         "fp32_share_of_matmul_ge_0.85": {
-            "value": offline["fp32"]["share_of_fp32_matmul"],
-            "met": offline["fp32"]["share_of_fp32_matmul"] >= 0.85,
+            "value": offline[top]["share_of_fp32_matmul"],
+            "mode": top,
+            "met": offline[top]["share_of_fp32_matmul"] >= 0.85,
         },
         "padding_waste_le_0.10": {
-            "value": offline["fp32"]["padding_waste"],
-            "met": offline["fp32"]["padding_waste"] <= 0.10,
+            "value": max(offline[m]["padding_waste"] for m in offline),
+            "met": all(offline[m]["padding_waste"] <= 0.10 for m in offline),
         },
         "int8_throughput_ge_1.6x": {
             "value": round(offline["int8"]["real_tokens_per_s"] / offline["fp32"]["real_tokens_per_s"], 2),

@@ -40,16 +40,23 @@ def build_text_scorer(model: ModelSettings) -> TextScorer:
     from moderation.scoring.backend import TorchScorer
 
     return TorchScorer.load(
-        model.path or None, device=model.device, quantize=model.int8, threads=model.threads or None
+        model.path or None,
+        device=model.device,
+        quantize=model.int8,
+        threads=model.threads or None,
+        engine=model.engine,
     )
 
 
-def batch_policy(worker: WorkerSettings) -> BatchPolicy:
+def batch_policy(worker: WorkerSettings, scorer: object = None) -> BatchPolicy:
+    """The batcher's knobs from settings; the per-call cost estimate comes from the scorer's engine."""
+    overhead = getattr(scorer, "call_overhead_tokens", None)
     return BatchPolicy(
         max_batch=worker.max_batch,
         max_tokens=worker.token_budget,
         max_wait=worker.max_wait_ms / 1000,
         max_queue=worker.queue_size,
+        **({"call_overhead_tokens": int(overhead)} if isinstance(overhead, int) else {}),
     )
 
 
@@ -75,7 +82,7 @@ async def score_client(
     scorer = build_text_scorer(model)
     async with LocalScoreClient(
         scorer,
-        batch_policy(worker),
+        batch_policy(worker, scorer),
         default_timeout=worker.score_timeout_s,
         drain_timeout=worker.drain_timeout_s,
     ) as client:

@@ -60,3 +60,41 @@ async def test_worker_command_answers_and_drains_on_sigterm(redis: Redis) -> Non
         if proc.poll() is None:
             proc.kill()
         await delete_keys(redis, test_names)
+
+
+async def test_worker_command_on_the_real_model_with_the_onnx_engine(redis: Redis) -> None:
+    """`chatmod worker --engine onnx`: the shipped model on ONNX Runtime answers through real Redis with
+    the same scores as the in-process torch scorer."""
+    from moderation.scoring.backend import TorchScorer
+
+    test_names = unique_names()
+    names = StreamNames(stream=test_names.stream, group=test_names.group)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "CHATMOD_REDIS__STREAM": names.stream,
+        "CHATMOD_REDIS__GROUP": names.group,
+    }
+    cmd = [sys.executable, "-c", "from bot.cli import main; main()", "worker", "--engine", "onnx"]
+    cmd += ["--fp32", "--device", "cpu", "--threads", "1", "--redis-url", "redis://127.0.0.1:6379/0"]
+    cmd += ["--summary-json"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    try:
+        texts = ["you are a pathetic moron", "see you at the meetup tonight", "I will hurt you", ""]
+        async with RedisScoreClient(redis, names=names) as client:
+            results = await asyncio.gather(*(client.score(t, timeout=60) for t in texts))
+            proc.send_signal(signal.SIGTERM)
+            out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+        assert proc.returncode == 0
+        assert json.loads(out.strip().splitlines()[-1])["answered"] == len(texts)
+        reference = TorchScorer.load(None, device="cpu", threads=1)
+        direct = reference.score_batch(texts)
+        for got, want in zip(results, direct, strict=True):
+            assert got.model_version == reference.version
+            assert max(abs(got.scores[k] - want[k]) for k in want) < 1e-4
+        assert results[0].scores["toxic"] > 0.5 > results[1].scores["toxic"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await delete_keys(redis, test_names)

@@ -195,3 +195,37 @@ def test_card_thresholds_become_new_server_defaults() -> None:
     assert tiers is not None and set(tiers) == set(LABELS)
     assert all(tiers[k].review_at == card.thresholds[k].review_at for k in LABELS)
     assert card_tiers(ModelSettings(backend="fake")) is None
+
+
+def test_onnx_engine_matches_torch(scorer) -> None:  # type: ignore[no-untyped-def]
+    """ONNX Runtime on the same weights: same probabilities (windows, empties and order included)."""
+    from moderation.scoring.backend import TorchScorer, describe
+
+    artifact = scorer  # the module fixture: the shipped model on torch eager
+    onnx = TorchScorer.load(None, device="cpu", threads=1, engine="onnx")
+    torch_ = TorchScorer.load(None, device="cpu", threads=1)
+    assert onnx.engine == "onnx" and torch_.engine == "torch" and artifact.engine == "torch"
+    assert onnx.version == torch_.version  # same weights, same model version
+    assert describe(onnx)["engine"] == "onnx"
+    assert onnx.call_overhead_tokens < torch_.call_overhead_tokens
+    texts = [
+        "you stupid idiot, nobody wants you here",
+        "",
+        "what a lovely photo of your garden",
+        "I will find you and hurt you. " * 80,  # several windows
+        "   ",
+        "y0u ar3 a m0r0n",
+    ]
+    a, b = onnx.score_matrix(texts), torch_.score_matrix(texts)
+    assert max(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)) < 1e-4
+    assert a[1] == [0.0] * len(LABELS) and a[4] == [0.0] * len(LABELS)
+    assert onnx.explain("you stupid idiot")[0].words[0][0] in {"idiot", "stupid"}
+
+
+def test_onnx_engine_is_cpu_fp32_only() -> None:
+    from moderation.scoring.backend import TorchScorer
+
+    q = TorchScorer.load(None, device="cpu", threads=1, quantize=True, engine="onnx")
+    assert q.engine == "torch" and q.quantized  # int8 stays on torch (logged)
+    with pytest.raises(ValueError, match="engine"):
+        TorchScorer.load(None, device="cpu", engine="tensorrt")  # type: ignore[arg-type]

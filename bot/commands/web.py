@@ -171,7 +171,7 @@ async def _load_model_in_background(
 
             local = LocalScoreClient(
                 text_scorer,
-                batch_policy(settings.worker),
+                batch_policy(settings.worker, text_scorer),
                 default_timeout=settings.worker.score_timeout_s,
                 drain_timeout=settings.worker.drain_timeout_s,
                 metrics=ScoringMetrics(registry),

@@ -22,8 +22,11 @@ def _settings(config: str | None) -> Any:
     return load_settings(config)
 
 
-def build_scorer(backend: str, path: str, device: str, int8: bool, threads: int, max_batch: int) -> Any:
-    """The model backend from settings: ``fake`` (tests) or ``torch`` (the real model)."""
+def build_scorer(
+    backend: str, path: str, device: str, int8: bool, threads: int, max_batch: int, engine: str = "torch"
+) -> Any:
+    """The model backend from settings: ``fake`` (tests) or ``torch`` (the real model, on the torch or
+    ONNX Runtime engine)."""
     if backend == "fake":
         from moderation.fakes import FakeScorer
 
@@ -32,10 +35,11 @@ def build_scorer(backend: str, path: str, device: str, int8: bool, threads: int,
 
     return TorchScorer.load(
         path or None,
-        device=device,
+        device=device,  # type: ignore[arg-type]
         quantize=int8,
-        threads=threads or None,  # type: ignore[arg-type]
+        threads=threads or None,
         batch_size=max(max_batch, 32),
+        engine=engine,  # type: ignore[arg-type]
     )
 
 
@@ -109,6 +113,9 @@ def register(app: typer.Typer) -> None:
             bool | None, typer.Option("--int8/--fp32", help="CPU int8 dynamic quantisation.")
         ] = None,
         threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0 = default).")] = None,
+        engine: Annotated[
+            str | None, typer.Option(help="CPU fp32 engine: torch or onnx (ONNX Runtime).")
+        ] = None,
         max_batch: Annotated[int | None, typer.Option()] = None,
         max_wait_ms: Annotated[float | None, typer.Option()] = None,
         token_budget: Annotated[int | None, typer.Option()] = None,
@@ -130,6 +137,9 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # composition root: one tokenizer thread
         max_batch = max_batch or w.max_batch
         backend_name = backend or m.backend
+        engine_name = engine or m.engine
+        if engine_name not in ("torch", "onnx"):
+            raise typer.BadParameter("engine must be torch or onnx", param_hint="--engine")
         scorer = build_scorer(
             backend_name,
             model if model is not None else m.path,
@@ -137,12 +147,15 @@ def register(app: typer.Typer) -> None:
             m.int8 if int8 is None else int8,
             m.threads if threads is None else threads,
             max_batch,
+            engine_name,
         )
+        overhead = getattr(scorer, "call_overhead_tokens", None)
         policy = BatchPolicy(
             max_batch=max_batch,
             max_wait=(w.max_wait_ms if max_wait_ms is None else max_wait_ms) / 1000,
             max_tokens=token_budget or w.token_budget,
             max_queue=w.queue_size,
+            **({"call_overhead_tokens": overhead} if isinstance(overhead, int) else {}),
         )
         names = StreamNames(stream=r.stream, group=r.group)
         dev, q, t = (
@@ -152,7 +165,7 @@ def register(app: typer.Typer) -> None:
         )
 
         def loader(path: str) -> Any:
-            return build_scorer(backend_name, path, dev, q, t, max_batch)
+            return build_scorer(backend_name, path, dev, q, t, max_batch, engine_name)
 
         summary = asyncio.run(
             _serve(
@@ -187,7 +200,10 @@ def register(app: typer.Typer) -> None:
                 "the worker's event loop, Redis and the load generator)."
             ),
         ] = 0,
-        modes: Annotated[str, typer.Option(help="Worker precisions to load-test: fp32,int8.")] = "fp32,int8",
+        modes: Annotated[
+            str,
+            typer.Option(help="Worker modes to load-test: fp32 (torch), onnx (fp32 on ONNX Runtime), int8."),
+        ] = "fp32,onnx,int8",
         step_seconds: Annotated[float, typer.Option(help="Length of each arrival-rate step.")] = 4.0,
         slo_ms: Annotated[float | None, typer.Option(help="p99 target (default 50 CPU / 20 GPU).")] = None,
         max_batch: Annotated[int, typer.Option()] = 64,
