@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import sys
@@ -61,7 +62,7 @@ async def compose_web(
     """Build store, scorer, service, web context and app; close them all on exit."""
     from prometheus_client import CollectorRegistry
 
-    from bot.compose import SystemClock, build_service, open_database
+    from bot.compose import SystemClock, build_service, open_database, purge_loop
     from bot.web.app import create_app
     from bot.web.context import ApiMetrics, Limits, WebContext
     from bot.web.scoring import InstrumentedScoreClient, PredictionLog, ScoreCache, StorePredictionSink
@@ -76,6 +77,18 @@ async def compose_web(
         db_settings = settings.database.model_copy(update={"url": database_url})
         store = await stack.enter_async_context(open_database(db_settings, model=settings.model))
         extra["db_seconds"] = time.perf_counter() - t0
+        # The API and demo store message texts too: the same retention purge as `chatmod run`.
+        purger = asyncio.create_task(
+            purge_loop(store, settings.database.purge_interval_s, clock), name="chatmod-purge"
+        )
+        extra["purger"] = purger
+
+        async def stop_purger() -> None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+
+        stack.push_async_callback(stop_purger)
 
         not_used: dict[str, str] = {}
         health: dict[str, Any] = {}

@@ -401,6 +401,7 @@ class ScoreWorker:
                 len(batch.expired),
                 self.batcher.depth,
             )
+            queue_hist = self.metrics.stage_seconds.labels(stage="queue")
             for m, outs in zip(micro, outcomes, strict=True):
                 for p, out in zip(m, outs, strict=True):
                     req = p.item.request
@@ -411,7 +412,7 @@ class ScoreWorker:
                         "done_at": done,
                         "batch": float(batch.size),
                     }
-                    self.metrics.stage_seconds.labels(stage="queue").observe(max(0.0, started - sent))
+                    queue_hist.observe(max(0.0, started - sent))
                     if out.scores is None:
                         self.summary.failed += 1
                         rep = ScoreReply(id=req.id, error="failed", detail=out.error or "", timings=timings)

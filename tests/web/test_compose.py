@@ -47,3 +47,32 @@ async def test_api_mounts_slack_events_with_signature_checks(tmp_path: Path) -> 
             assert ok.status_code == 200 and "c-123" in ok.text
             assert (await c.get("/health")).status_code == 200
         await composed.ctx.close()
+
+
+async def test_api_runs_the_retention_purge(tmp_path: Path) -> None:
+    """`chatmod api`/`demo` store message texts too, so they erase them after the retention window."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from bot.compose import open_database
+    from tests.store.helpers import hold, msg, scores
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'api.db'}"
+    settings = Settings(model={"backend": "fake"}, database={"url": url, "retention_days": 30})  # type: ignore[arg-type]
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    async with open_database(settings.database) as store:
+        old, _ = await store.record_decision(msg("old", "words from long ago"), scores(), hold(), long_ago)
+        recent, _ = await store.record_decision(
+            msg("new", "recent words"), scores(), hold(), datetime.now(UTC)
+        )
+    async with compose_web(settings, demo=False, database_url=url, admin_token="") as composed:
+        store = composed.ctx.service.store
+        for _ in range(100):
+            if (await store.get_case(old.id)).text is None:
+                break
+            await asyncio.sleep(0.05)
+        assert (await store.get_case(old.id)).text is None
+        assert (await store.get_case(recent.id)).text == "recent words"
+        purger = composed.extra["purger"]
+        assert not purger.done()  # keeps running every purge_interval_s
+    assert purger.cancelled()  # stopped with the app
