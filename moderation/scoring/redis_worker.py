@@ -4,10 +4,10 @@ Tasks of one worker process:
 
 * **reader** — ``XREADGROUP ... COUNT n BLOCK t`` fetches up to a batch in one round trip, decodes and
   tokenises the entries, and queues them in the ``Batcher``. It reads only while the local queue has
-  room, so a busy worker leaves new work in the stream for its peers. While the model computes and the
-  next batch already has work, the reader pauses: arrivals collect in the stream and the batch loop
-  fetches them with one read as the model frees up (one round trip and one tokeniser call per batch,
-  not per arriving message — that per-message cost was most of the worker's glue CPU).
+  room, so a busy worker leaves new work in the stream for its peers. While the model computes, the
+  reader pauses: arrivals collect in the stream (where an idle peer can take them) and the batch loop
+  fetches them with one read as the model frees up — one round trip and one tokeniser call per batch,
+  not one per arriving message.
 * **batch loop** — flushes the batcher (size / deadline / token budget), runs the micro-batches on the
   single inference thread, and hands the replies to a writer.
 * **writer** — one ``MULTI``: ``XADD`` each reply to its client's results stream, ``XACK`` + ``XDEL`` the
@@ -220,7 +220,7 @@ class ScoreWorker:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            if self._busy and self.batcher.depth > 0:
+            if self._busy:
                 self._paused = True
                 self._resume.clear()
                 await self._resume.wait()
