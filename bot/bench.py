@@ -52,6 +52,9 @@ class BenchConfig:
     threads: int = 2
     modes: tuple[str, ...] = ("fp32", "onnx", "int8")
     step_seconds: float = 4.0
+    #: A step lasts at least long enough for this many requests, so its p99 is not just its slowest
+    #: request (at 10 msg/s a 4-s step has 40); 0 = fixed ``step_seconds``.
+    min_samples: int = 200
     slo_ms: float | None = None
     max_batch: int = 64
     max_wait_ms: float = 2.0
@@ -100,6 +103,11 @@ def load_eval(data_dir: Path, n: int, seed: int) -> tuple[list[str], list[int]]:
     rows = rng.sample(rows, min(n, len(rows)))
     labels = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
     return [r["comment_text"] for r in rows], [int(any(r[k] == "1" for k in labels)) for r in rows]
+
+
+def step_length(cfg: BenchConfig, rate: float) -> float:
+    """Seconds of arrivals at ``rate``: ``step_seconds``, stretched to about ``min_samples`` requests."""
+    return max(cfg.step_seconds, cfg.min_samples / rate if rate > 0 else 0.0)
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
@@ -414,11 +422,12 @@ async def naive_live(
 
         tasks: list[asyncio.Task[float]] = []
         start, next_at, i = time.perf_counter(), 0.0, 0
-        while next_at < cfg.step_seconds:
+        length = step_length(cfg, rate)
+        while next_at < length:
             delay = start + next_at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            while next_at < cfg.step_seconds and start + next_at <= time.perf_counter():
+            while next_at < length and start + next_at <= time.perf_counter():
                 tasks.append(asyncio.create_task(one(texts[(len(steps) * 7919 + i) % len(texts)])))
                 i += 1
                 next_at += rng.expovariate(rate)
@@ -618,7 +627,8 @@ async def worker_goodput(
             async def measure(rate: float) -> dict[str, Any]:
                 before = _scrape(wp.metrics_port)
                 w_cpu, c_cpu = _thread_cpu(wp.proc.pid), time.thread_time()
-                step = await _load_step(client, texts, rate, cfg.step_seconds, len(steps) + 2)
+                length = step_length(cfg, rate)
+                step = await _load_step(client, texts, rate, length, len(steps) + 2)
                 w_cpu, c_cpu = _thread_cpu(wp.proc.pid) - w_cpu, time.thread_time() - c_cpu
                 after = _scrape(wp.metrics_port)
 
@@ -636,7 +646,7 @@ async def worker_goodput(
                         "padding_waste": round(1 - real / padded, 4) if padded else 0.0,
                         "worker_loop_cpu_ms_per_msg": round(w_cpu / n * 1000, 4),
                         "client_cpu_ms_per_msg": round(c_cpu / n * 1000, 4),
-                        "model_busy_share": round(model_s / cfg.step_seconds, 3),
+                        "model_busy_share": round(model_s / length, 3),
                         "gflops_real": round(real * FLOP_PER_TOKEN / model_s / 1e9, 1) if model_s else 0.0,
                     }
                 )

@@ -205,6 +205,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Worker modes to load-test: fp32 (torch), onnx (fp32 on ONNX Runtime), int8."),
         ] = "fp32,onnx,int8",
         step_seconds: Annotated[float, typer.Option(help="Length of each arrival-rate step.")] = 4.0,
+        min_samples: Annotated[
+            int, typer.Option(help="Stretch a step to about this many requests (p99 from enough samples).")
+        ] = 200,
         slo_ms: Annotated[float | None, typer.Option(help="p99 target (default 50 CPU / 20 GPU).")] = None,
         max_batch: Annotated[int, typer.Option()] = 64,
         max_wait_ms: Annotated[float, typer.Option()] = 2.0,
@@ -222,6 +225,7 @@ def register(app: typer.Typer) -> None:
             threads=threads or max(1, (os.cpu_count() or 2) // 2),
             modes=tuple(x.strip() for x in modes.split(",") if x.strip()),
             step_seconds=step_seconds,
+            min_samples=0 if quick else min_samples,
             slo_ms=slo_ms,
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,

@@ -58,3 +58,12 @@ def test_message_mix_is_real_chat_text(shared_data: Path) -> None:
 def test_by_slo_ignores_steps_with_errors(slo: float) -> None:
     steps = [{"rate": 10.0, "p99_ms": slo / 2, "errors": 0}, {"rate": 20.0, "p99_ms": slo / 2, "errors": 3}]
     assert by_slo(steps, slo)[f"p99<={slo:g}ms"] == 10.0
+
+
+def test_steps_stretch_to_enough_samples_for_a_p99() -> None:
+    from bot.bench import BenchConfig, step_length
+
+    cfg = BenchConfig(step_seconds=4.0, min_samples=200)
+    assert step_length(cfg, 10.0) == 20.0  # 200 requests at 10/s, not 40 in 4 s
+    assert step_length(cfg, 100.0) == 4.0  # fast steps keep the floor
+    assert step_length(BenchConfig(step_seconds=4.0, min_samples=0), 10.0) == 4.0
