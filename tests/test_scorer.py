@@ -201,7 +201,7 @@ def test_onnx_engine_matches_torch(scorer) -> None:  # type: ignore[no-untyped-d
     """ONNX Runtime on the same weights: same probabilities (windows, empties and order included)."""
     from moderation.scoring.backend import TorchScorer, describe
 
-    artifact = scorer  # the module fixture: the shipped model on torch eager
+    artifact = scorer  # the module fixture: an untrained artifact, on torch eager by default
     onnx = TorchScorer.load(None, device="cpu", threads=1, engine="onnx")
     torch_ = TorchScorer.load(None, device="cpu", threads=1)
     assert onnx.engine == "onnx" and torch_.engine == "torch" and artifact.engine == "torch"

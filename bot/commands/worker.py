@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
         Hot reload: `redis-cli publish chatmod:model:reload /path/to/artifact` swaps the model between
         batches without dropping requests.
         """
-        from moderation.scoring.batcher import BatchPolicy
+        from bot.compose import batch_policy
         from moderation.scoring.redis_transport import StreamNames
 
         s = _settings(config)
@@ -149,13 +149,15 @@ def register(app: typer.Typer) -> None:
             max_batch,
             engine_name,
         )
-        overhead = getattr(scorer, "call_overhead_tokens", None)
-        policy = BatchPolicy(
-            max_batch=max_batch,
-            max_wait=(w.max_wait_ms if max_wait_ms is None else max_wait_ms) / 1000,
-            max_tokens=token_budget or w.token_budget,
-            max_queue=w.queue_size,
-            **({"call_overhead_tokens": overhead} if isinstance(overhead, int) else {}),
+        policy = batch_policy(
+            w.model_copy(
+                update={
+                    "max_batch": max_batch,
+                    "max_wait_ms": w.max_wait_ms if max_wait_ms is None else max_wait_ms,
+                    "token_budget": token_budget or w.token_budget,
+                }
+            ),
+            scorer,
         )
         names = StreamNames(stream=r.stream, group=r.group)
         dev, q, t = (

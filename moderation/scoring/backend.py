@@ -190,7 +190,9 @@ class TorchScorer:
         #: ONNX Runtime session running the same weights (``engine="onnx"``), else None (torch eager).
         self._onnx = onnx_session
         self.engine = "onnx" if onnx_session is not None else "torch"
-        #: The batcher's estimate of one model call's fixed cost, in tokens (measured: ``chatmod bench``).
+        #: The batcher's estimate of one model call's fixed cost, in tokens: 48 (the batcher's default)
+        #: for torch eager; ORT's smaller per-call cost did better at 16 than at 48 in a side-by-side run
+        #: (one thread, real message mix; BENCHMARKS.md runs F-H show the padding it saves).
         self.call_overhead_tokens = 16 if onnx_session is not None else 48
         self._tok = tokenizer
         self.card = card

@@ -227,13 +227,7 @@ class ScoreWorker:
                 self._paused = False
                 continue
             try:
-                resp = await self.redis.xreadgroup(
-                    self.names.group,
-                    self.consumer,
-                    {self.names.stream: ">"},
-                    count=min(room, self.policy.max_batch),
-                    block=self.read_block_ms,
-                )
+                entries = await self._read(room, block=self.read_block_ms)
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
@@ -243,10 +237,23 @@ class ScoreWorker:
                 await backoff.wait("read", exc)
                 continue
             backoff.reset()
-            # RESP2 reply shape: [[stream, [(id, fields), ...]], ...]
-            streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], resp or [])
-            for _stream, entries in streams:
+            if entries:
                 await self._intake(entries)
+
+    async def _read(
+        self, room: int, block: int | None = None
+    ) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+        """One ``XREADGROUP`` of up to a batch of new entries (waiting ``block`` ms, or not at all)."""
+        resp = await self.redis.xreadgroup(
+            self.names.group,
+            self.consumer,
+            {self.names.stream: ">"},
+            count=min(room, self.policy.max_batch),
+            block=block,
+        )
+        # RESP2 reply shape: [[stream, [(id, fields), ...]], ...]
+        streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], resp or [])
+        return [entry for _stream, entries in streams for entry in entries]
 
     async def _top_up(self) -> None:
         """The model is free again: fetch what arrived meanwhile in one non-blocking read (if the
@@ -255,17 +262,11 @@ class ScoreWorker:
             room = self._local_cap - len(self._held)
             if self._paused and room > 0 and not self._stopping.is_set():
                 try:
-                    resp = await self.redis.xreadgroup(
-                        self.names.group,
-                        self.consumer,
-                        {self.names.stream: ">"},
-                        count=min(room, self.policy.max_batch),
-                    )
+                    entries = await self._read(room)
                 except (ResponseError, *TRANSIENT) as exc:
                     log.debug("top-up read failed (%s); the reader will read", exc)
                     return
-                streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], resp or [])
-                for _stream, entries in streams:
+                if entries:
                     await self._intake(entries)
         finally:
             self._resume.set()
