@@ -117,6 +117,38 @@ def test_int8_agrees_with_fp32() -> None:
     assert sum(diffs) / len(diffs) < 0.04
 
 
+def test_int8_keeps_the_outlier_layer_in_fp32(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first FFN output projection stays fp32, and that is what keeps int8 close to fp32 on real text."""
+    import csv
+
+    from torch import nn
+
+    from moderation.scoring import backend
+    from moderation.scoring.backend import INT8_KEEP_FP32, TorchScorer
+
+    with (shared_data / "jigsaw2018_train_subset.csv").open(newline="", encoding="utf-8") as fh:
+        texts = [r["comment_text"] for r in csv.DictReader(fh) if len(r["comment_text"]) < 400][:160]
+    fp32 = TorchScorer.load(None, device="cpu", threads=1)
+    q = TorchScorer.load(None, device="cpu", quantize=True, threads=1)
+    modules = dict(q._model.encoder.named_modules())
+    assert INT8_KEEP_FP32 <= modules.keys()
+    assert all(type(modules[name]) is nn.Linear for name in INT8_KEEP_FP32)
+    quantised = [m for m in modules.values() if type(m).__name__ == "Linear" and type(m) is not nn.Linear]
+    assert len(quantised) == 35  # the other 35 of the encoder's 36 linear layers are int8
+    monkeypatch.setattr(backend, "INT8_KEEP_FP32", frozenset())
+    q_all = TorchScorer.load(None, device="cpu", quantize=True, threads=1)
+
+    def mean_shift(other: TorchScorer) -> float:
+        a, b = fp32.score_matrix(texts), other.score_matrix(texts)
+        return sum(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)) / (
+            len(texts) * len(LABELS)
+        )
+
+    kept, all_int8 = mean_shift(q), mean_shift(q_all)
+    print(f"int8 mean |dp| vs fp32: {kept:.4f} with the fp32 layer, {all_int8:.4f} without")
+    assert kept < 0.8 * all_int8, (kept, all_int8)
+
+
 def test_explain_names_words(scorer) -> None:  # type: ignore[no-untyped-def]
     text = "have a lovely day you absolute idiot"
     out = scorer.explain(text, top_k=3, min_score=0.0)
