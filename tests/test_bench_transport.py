@@ -1,0 +1,27 @@
+"""``chatmod bench``'s transport-alone step: a real worker subprocess (fake backend) on the real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.bench import BenchConfig, load_messages, transport_glue
+
+pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
+
+
+async def test_transport_step_fills_batches_and_reports_glue(redis: Redis, shared_data: Path) -> None:
+    cfg = BenchConfig(data_dir=str(shared_data), quick=True)
+    texts = load_messages(shared_data, 600, 7)
+    seen: list[str] = []
+    out = await transport_glue(cfg, Path("models/default"), texts, seen.append)
+    steps = out["steps"]
+    assert [s["rate"] for s in steps][:1] == [250.0] and len(seen) == len(steps)
+    assert all(s["errors"] == 0 and s["ok"] == s["sent"] for s in steps)
+    top = out["at_saturation"]
+    assert out["saturation_rps"] >= 200  # a fake model leaves only the transport: hundreds of msgs/s
+    assert top["mean_batch"] > 1.0  # arrivals coalesce into batches at this rate
+    assert 0 < top["worker_loop_ms"] and 0 < top["client_ms"]
+    assert top["total_ms"] == pytest.approx(top["worker_loop_ms"] + top["client_ms"], abs=1e-3)
