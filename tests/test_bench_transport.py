@@ -23,5 +23,5 @@ async def test_transport_step_fills_batches_and_reports_glue(redis: Redis, share
     top = out["at_saturation"]
     assert out["saturation_rps"] >= 200  # a fake model leaves only the transport: hundreds of msgs/s
     assert top["mean_batch"] > 1.0  # arrivals coalesce into batches at this rate
-    assert 0 < top["worker_loop_ms"] and 0 < top["client_ms"]
+    assert top["worker_loop_ms"] > 0 and top["client_ms"] > 0
     assert top["total_ms"] == pytest.approx(top["worker_loop_ms"] + top["client_ms"], abs=1e-3)

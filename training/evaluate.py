@@ -379,7 +379,8 @@ def render_markdown(r: dict[str, Any]) -> str:
             jf, ji = q["jigsaw_fp32"], q["jigsaw_int8"]
             lines += [
                 "",
-                f"Jigsaw rows: mean six-label AUC {_f(jf['mean_auc'])} (fp32) vs {_f(ji['mean_auc'])} (int8); "
+                f"Jigsaw rows: mean six-label AUC {_f(jf['mean_auc'])} (fp32) vs "
+                f"{_f(ji['mean_auc'])} (int8); "
                 f"any-toxic {_f(jf['any_toxic_auc'])} vs {_f(ji['any_toxic_auc'])}.",
             ]
     lines.append("")
