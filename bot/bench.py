@@ -60,6 +60,8 @@ class BenchConfig:
     slo_ms: float | None = None
     max_batch: int = 64
     max_wait_ms: float = 2.0
+    #: The workers under test run model calls of at most this many tokens on one thread (0 = off).
+    serial_tokens: int = 0
     quick: bool = False
     seed: int = 7
     extra: dict[str, Any] = field(default_factory=dict)
@@ -532,6 +534,8 @@ def start_worker(cfg: BenchConfig, path: Path, mode: str, prefix: str) -> Worker
         str(cfg.max_batch),
         "--max-wait-ms",
         str(cfg.max_wait_ms),
+        "--serial-tokens",
+        str(cfg.serial_tokens),
         "--metrics-port",
         str(port),
         "--summary-json",
@@ -822,6 +826,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "cpu": _cpu_model(),
             "cores": os.cpu_count(),
             "torch_threads": cfg.threads,
+            "worker_serial_tokens": cfg.serial_tokens,
             "gpu": gpu,
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -45,6 +45,7 @@ def build_text_scorer(model: ModelSettings) -> TextScorer:
         quantize=model.int8,
         threads=model.threads or None,
         engine=model.engine,
+        serial_tokens=model.serial_tokens,
     )
 
 

@@ -49,6 +49,9 @@ class ModelSettings(BaseModel):
     #: CPU int8 dynamic quantisation (faster, tiny AUC cost; see BENCHMARKS.md).
     int8: bool = False
     threads: int = Field(0, ge=0)  # 0 = torch default
+    #: CPU: model calls of at most this many padded tokens run on one thread, longer ones on `threads`
+    #: (0 = every call on `threads`).
+    serial_tokens: int = Field(0, ge=0)
     #: CPU fp32 inference engine: "torch" (eager) or "onnx" (ONNX Runtime on the same weights, faster;
     #: needs the `onnx` extra). int8 and CUDA always use torch.
     engine: Literal["torch", "onnx"] = "torch"

@@ -261,3 +261,56 @@ def test_onnx_engine_is_cpu_fp32_only() -> None:
     assert q.engine == "torch" and q.quantized  # int8 stays on torch (logged)
     with pytest.raises(ValueError, match="engine"):
         TorchScorer.load(None, device="cpu", engine="tensorrt")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def torch_threads():  # type: ignore[no-untyped-def]
+    """Puts the process's torch thread count back after a test that changes it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("torch_threads")
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_short_calls_run_on_one_thread(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serial_tokens``: calls up to that many padded tokens run on one intra-op thread (torch: the
+    thread count switches per call; onnx: a second, one-thread session), longer ones on all — with the
+    same probabilities either way."""
+    import torch
+
+    from moderation.scoring.backend import TorchScorer
+
+    plain = TorchScorer.load(None, device="cpu", threads=2, engine=engine)  # type: ignore[arg-type]
+    mixed = TorchScorer.load(None, device="cpu", threads=2, engine=engine, serial_tokens=64)  # type: ignore[arg-type]
+    assert plain.serial_tokens == 0 and mixed.serial_tokens == 64 and mixed.threads == 2
+    short, long_ = "you stupid idiot", "I will find you and hurt you. " * 60
+    if engine == "onnx":
+        assert mixed._onnx_serial is not None and plain._onnx_serial is None
+        used: list[str] = []
+
+        class Spy:
+            def __init__(self, name: str, session: object) -> None:
+                self.name, self.session = name, session
+
+            def run(self, *args: object) -> object:
+                used.append(self.name)
+                return self.session.run(*args)  # type: ignore[attr-defined]
+
+        for name in ("_onnx", "_onnx_serial"):
+            monkeypatch.setattr(mixed, name, Spy(name, getattr(mixed, name)))
+        mixed.score_matrix([short])
+        mixed.score_matrix([long_])
+        assert used == ["_onnx_serial", "_onnx"]
+    else:
+        mixed.score_matrix([short])
+        assert torch.get_num_threads() == 1
+        mixed.score_matrix([long_])
+        assert torch.get_num_threads() == 2
+    a = mixed.score_matrix([short, long_, ""])
+    b = plain.score_matrix([short, long_, ""])
+    assert max(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)) < 1e-4
+    single = TorchScorer.load(None, device="cpu", threads=1, serial_tokens=64)
+    assert single.serial_tokens == 0  # nothing to switch on one thread

@@ -23,7 +23,14 @@ def _settings(config: str | None) -> Any:
 
 
 def build_scorer(
-    backend: str, path: str, device: str, int8: bool, threads: int, max_batch: int, engine: str = "torch"
+    backend: str,
+    path: str,
+    device: str,
+    int8: bool,
+    threads: int,
+    max_batch: int,
+    engine: str = "torch",
+    serial_tokens: int = 0,
 ) -> Any:
     """The model backend from settings: ``fake`` (tests) or ``torch`` (the real model, on the torch or
     ONNX Runtime engine)."""
@@ -40,6 +47,7 @@ def build_scorer(
         threads=threads or None,
         batch_size=max(max_batch, 32),
         engine=engine,  # type: ignore[arg-type]
+        serial_tokens=serial_tokens,
     )
 
 
@@ -116,6 +124,10 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[
             str | None, typer.Option(help="CPU fp32 engine: torch or onnx (ONNX Runtime).")
         ] = None,
+        serial_tokens: Annotated[
+            int | None,
+            typer.Option(help="CPU: model calls of at most this many tokens run on one thread (0 = off)."),
+        ] = None,
         max_batch: Annotated[int | None, typer.Option()] = None,
         max_wait_ms: Annotated[float | None, typer.Option()] = None,
         token_budget: Annotated[int | None, typer.Option()] = None,
@@ -140,15 +152,17 @@ def register(app: typer.Typer) -> None:
         engine_name = engine or m.engine
         if engine_name not in ("torch", "onnx"):
             raise typer.BadParameter("engine must be torch or onnx", param_hint="--engine")
-        scorer = build_scorer(
-            backend_name,
-            model if model is not None else m.path,
+        dev, q, t, st = (
             device or m.device,
             m.int8 if int8 is None else int8,
             m.threads if threads is None else threads,
-            max_batch,
-            engine_name,
+            m.serial_tokens if serial_tokens is None else serial_tokens,
         )
+
+        def loader(path: str) -> Any:
+            return build_scorer(backend_name, path, dev, q, t, max_batch, engine_name, st)
+
+        scorer = loader(model if model is not None else m.path)
         policy = batch_policy(
             w.model_copy(
                 update={
@@ -160,15 +174,6 @@ def register(app: typer.Typer) -> None:
             scorer,
         )
         names = StreamNames(stream=r.stream, group=r.group)
-        dev, q, t = (
-            device or m.device,
-            m.int8 if int8 is None else int8,
-            m.threads if threads is None else threads,
-        )
-
-        def loader(path: str) -> Any:
-            return build_scorer(backend_name, path, dev, q, t, max_batch, engine_name)
-
         summary = asyncio.run(
             _serve(
                 redis_url or r.url,
@@ -213,6 +218,9 @@ def register(app: typer.Typer) -> None:
         slo_ms: Annotated[float | None, typer.Option(help="p99 target (default 50 CPU / 20 GPU).")] = None,
         max_batch: Annotated[int, typer.Option()] = 64,
         max_wait_ms: Annotated[float, typer.Option()] = 2.0,
+        serial_tokens: Annotated[
+            int, typer.Option(help="Workers run calls of at most this many tokens on one thread (0 = off).")
+        ] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         quick: Annotated[bool, typer.Option(help="Smaller samples (smoke test).")] = False,
     ) -> None:
@@ -231,6 +239,7 @@ def register(app: typer.Typer) -> None:
             slo_ms=slo_ms,
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
+            serial_tokens=serial_tokens,
             quick=quick,
         )
         report = run_bench(cfg, progress=None if as_json else typer.echo)

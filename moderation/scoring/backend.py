@@ -66,15 +66,26 @@ def int8_layers(encoder: nn.Module) -> set[str]:
     }
 
 
-def onnx_session(model: ToxicityModel, threads: int) -> Any:
-    """Export ``model`` (CPU fp32) to ONNX in memory and open an ONNX Runtime session on it.
+def ort_session(onnx_model: bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session on an exported model, with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(model: ToxicityModel) -> bytes:
+    """``model`` (CPU fp32) as an ONNX graph, in memory.
 
     Exported with the plain ("eager") attention so ORT's graph optimiser fuses it; ``batch`` and
     ``sequence`` are dynamic axes. Raises ``ImportError`` naming the extra when ORT is missing."""
     import io
 
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError("engine 'onnx' needs onnxruntime and onnx: pip install 'chatmod[onnx]'") from exc
     config = model.encoder.config
@@ -103,11 +114,7 @@ def onnx_session(model: ToxicityModel, threads: int) -> Any:
     finally:
         if previous is not None:
             config._attn_implementation = previous
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+    return buf.getvalue()
 
 
 class ToxicityModel(nn.Module):
@@ -202,8 +209,18 @@ class TorchScorer:
         max_batch_tokens: int = 8192,
         normalize: bool = True,
         onnx_session: Any = None,
+        threads: int | None = None,
+        serial_tokens: int = 0,
+        onnx_serial_session: Any = None,
     ) -> None:
         self._model = model
+        #: Intra-op threads for a model call; calls of at most ``serial_tokens`` padded tokens run on
+        #: one thread instead (CPU). On a small machine shared with the event loop, Redis and the bot,
+        #: a short call gains little from a second thread and stalls whenever that core is busy, while
+        #: a long message's windows take half the time on two (BENCHMARKS.md, run I).
+        self.threads = threads or torch.get_num_threads()
+        self.serial_tokens = serial_tokens if self.threads > 1 and device.type == "cpu" else 0
+        self._onnx_serial = onnx_serial_session
         #: ONNX Runtime session running the same weights (``engine="onnx"``), else None (torch eager).
         self._onnx = onnx_session
         self.engine = "onnx" if onnx_session is not None else "torch"
@@ -236,6 +253,7 @@ class TorchScorer:
         normalize: bool = True,
         threads: int | None = None,
         engine: Engine = "torch",
+        serial_tokens: int = 0,
     ) -> TorchScorer:
         """Load an artifact directory (default: the shipped ``models/default``).
 
@@ -243,7 +261,8 @@ class TorchScorer:
         ``quantize=True`` applies int8 dynamic quantisation to the linear layers (CPU only).
         ``engine="onnx"`` runs CPU fp32 inference in ONNX Runtime (the same weights, exported in memory
         at load, ~2 s; needs the ``onnx`` extra): fused layer norms and GELU, less per-call overhead.
-        It applies to CPU fp32 only; int8 and CUDA keep the torch engine.
+        It applies to CPU fp32 only; int8 and CUDA keep the torch engine. ``serial_tokens`` > 0 runs
+        model calls of at most that many (padded) tokens on one thread and longer ones on ``threads``.
         Raises ``ArtifactError`` naming the file when the artifact is missing or corrupt.
         """
         from safetensors import SafetensorError
@@ -294,12 +313,16 @@ class TorchScorer:
                     )
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be 'torch' or 'onnx', not {engine!r}")
-        session = None
+        session = serial_session = None
         if engine == "onnx":
             if dev.type != "cpu" or quantize:
                 log.warning("engine 'onnx' is for CPU fp32; using torch (%s, int8=%s)", dev, quantize)
             else:
-                session = onnx_session(model, threads or torch.get_num_threads())
+                n_threads = threads or torch.get_num_threads()
+                graph = export_onnx(model)
+                session = ort_session(graph, n_threads)
+                if serial_tokens > 0 and n_threads > 1:
+                    serial_session = ort_session(graph, 1)
         scorer = cls(
             model,
             tokenizer,
@@ -311,6 +334,9 @@ class TorchScorer:
             max_batch_tokens=max_batch_tokens,
             normalize=normalize,
             onnx_session=session,
+            threads=threads,
+            serial_tokens=serial_tokens,
+            onnx_serial_session=serial_session,
         )
         log.info(
             "model loaded",
@@ -441,9 +467,15 @@ class TorchScorer:
     @torch.inference_mode()
     def _logits(self, seqs: Sequence[list[int]]) -> torch.Tensor:
         ids, mask = self._collate(seqs)
+        serial = ids.numel() <= self.serial_tokens
         if self._onnx is not None:
-            out = self._onnx.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+            session = self._onnx_serial if serial and self._onnx_serial is not None else self._onnx
+            out = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
             return torch.from_numpy(out).float()
+        if self.serial_tokens:
+            want = 1 if serial else self.threads
+            if torch.get_num_threads() != want:
+                torch.set_num_threads(want)
         logits: torch.Tensor = self._model(ids, mask)
         return logits.float()
 
