@@ -667,10 +667,12 @@ async def transport_glue(
     cfg: BenchConfig, path: Path, texts: Sequence[str], progress: Progress
 ) -> dict[str, Any]:
     """The Redis transport alone: a real ``chatmod worker`` with the ``fake`` backend (normalise + a
-    word lexicon, ~20 µs a text) under rising Poisson rates. With the model out of the way, batches
-    fill and the per-message CPU of the two event loops is what the transport itself costs — the
-    figure a GPU worker (thousands of msgs/s) would see; the CPU model's busiest step (tens of msgs/s,
-    batches of a few) mostly measures per-wakeup costs instead."""
+    word lexicon, microseconds a text) under a rising ladder of Poisson rates, until it falls behind.
+    With the model out of the way the event loops are the bottleneck; batches grow once the worker
+    lags, and the per-message CPU of the two loops at the busiest step is what the transport itself
+    costs at that batch size — the regime of a fast (GPU) model. The CPU model's busiest step (tens
+    of msgs/s, batches of a few) mostly measures per-wakeup costs instead: each message pays its own
+    reads, writes and thread hand-offs."""
     steps: list[dict[str, Any]] = []
     async with _bench_worker(cfg, path, TRANSPORT) as (client, wp, _summary):
         await _load_step(client, texts, 100.0, 1.0, 1)  # warm-up
@@ -819,6 +821,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             ),
         }
     fp32_gp = goodput.get("fp32", {}).get("goodput_rps", 0.0)
+    naive_ref = naive_reference(naive, slo)
     report = {
         "bench": "chatmod bench",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -847,8 +850,9 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "naive": naive["throughput_rps"],
         },
         "naive_pipeline": naive,
+        "naive_goodput_for_ratio": naive_ref,
         "goodput_vs_naive": {
-            m: round(g["goodput_rps"] / naive["goodput_rps"], 2) if naive["goodput_rps"] else None
+            m: round(g["goodput_rps"] / naive_ref["rps"], 2) if naive_ref["rps"] else None
             for m, g in goodput.items()
         },
         "matmul_fp32_gflops": ceiling,
@@ -878,7 +882,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
         "stages_at_goodput_ms": {m: (g["at_goodput"] or {}).get("stages_ms") for m, g in goodput.items()},
         # When nothing meets the SLO (a noisy shared machine), the stages at the busiest step within 4x it.
         "stages_at_best_loose_step_ms": {m: _loose_stages(g["steps"], 4 * slo) for m, g in goodput.items()},
-        "targets": _targets(goodput, naive, offline, auc, glue, transport),
+        "targets": _targets(goodput, naive_ref, offline, auc, glue, transport),
         "goodput_runs": goodput,
         "seconds": round(time.time() - started, 1),
     }
@@ -893,9 +897,19 @@ def _loose_stages(steps: Sequence[dict[str, Any]], limit: float) -> dict[str, An
     return {"rate": best["rate"], "p99_ms": best["p99_ms"], **best["stages_ms"]}
 
 
+def naive_reference(naive: dict[str, Any], slo_ms: float) -> dict[str, Any]:
+    """The naive goodput that ratios are taken against: the live one, or — when it is higher — the
+    goodput of the naive pipeline's own back-to-back service times replayed through a FIFO queue (the
+    naive pipeline without a load generator beside it). The higher of the two is the kinder to the
+    baseline; when the live naive meets the SLO at no rate at all, the replay still gives a ratio."""
+    live = float(naive["goodput_rps"])
+    replayed = float(naive["replayed_trace"]["goodput_by_slo"].get(f"p99<={slo_ms:g}ms", 0.0))
+    return {"rps": max(live, replayed), "source": "replayed_trace" if replayed > live else "live"}
+
+
 def _targets(
     goodput: dict[str, Any],
-    naive: dict[str, Any],
+    naive_ref: dict[str, Any],
     offline: dict[str, Any],
     auc: dict[str, float],
     glue: dict[str, Any] | None,
@@ -904,11 +918,12 @@ def _targets(
     """The issue's targets, met or not, as measured in this run. Glue is judged with the real model
     (its busiest step); the transport-alone figure at full batches is reported beside it."""
     best = max((g["goodput_rps"] for g in goodput.values()), default=0.0)
-    ratio = best / naive["goodput_rps"] if naive["goodput_rps"] else None
+    ratio = best / naive_ref["rps"] if naive_ref["rps"] else None
     top = max(("fp32", "onnx"), key=lambda m: offline[m]["share_of_fp32_matmul"])
     return {
         "goodput_vs_naive_ge_3.5x": {
             "value": None if ratio is None else round(ratio, 2),
+            "naive_from": naive_ref["source"],
             "met": ratio is not None and ratio >= 3.5,
         },
         "fp32_share_of_matmul_ge_0.85": {

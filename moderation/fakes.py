@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -54,9 +55,17 @@ class FakeScorer:
     Every label gets a low base score; each lexicon word present raises labels to its value.
     """
 
-    def __init__(self, lexicon: Mapping[str, Mapping[str, float]] = FAKE_LEXICON, version: str = "fake-1"):
+    def __init__(
+        self,
+        lexicon: Mapping[str, Mapping[str, float]] = FAKE_LEXICON,
+        version: str = "fake-1",
+        call_seconds: float = 0.0,
+    ):
         self._lexicon = lexicon
         self._version = version
+        #: Each ``score_batch`` call blocks this long first, like a model holding the inference thread
+        #: (tests use it to land a SIGKILL mid-batch or to make batches fill).
+        self.call_seconds = call_seconds
         self.calls: list[list[str]] = []
 
     @property
@@ -78,7 +87,11 @@ class FakeScorer:
         return scores
 
     def score_batch(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        if self.call_seconds:
+            time.sleep(self.call_seconds)
         self.calls.append(list(texts))
+        if len(self.calls) > 10_000:  # a long-running fake worker (bench) keeps only recent calls
+            del self.calls[:5_000]
         return [self.score_one(t) for t in texts]
 
     def evidence(self, text: str) -> dict[str, tuple[str, ...]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
@@ -41,9 +40,5 @@ class SlowScorer(FakeScorer):
     """FakeScorer that sleeps per model call (blocking the inference thread, like a real model)."""
 
     def __init__(self, delay: float, version: str = "slow-1") -> None:
-        super().__init__(version=version)
+        super().__init__(version=version, call_seconds=delay)
         self.delay = delay
-
-    def score_batch(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        time.sleep(self.delay)
-        return super().score_batch(texts)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
-from collections.abc import Sequence
 
 from moderation.fakes import FakeScorer
 from moderation.scoring.batcher import BatchPolicy
@@ -18,21 +16,11 @@ from moderation.scoring.redis_transport import StreamNames, connect
 from moderation.scoring.redis_worker import ScoreWorker
 
 
-class SlowScorer(FakeScorer):
-    def __init__(self, delay: float) -> None:
-        super().__init__(version="slow-1")
-        self.delay = delay
-
-    def score_batch(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        time.sleep(self.delay)
-        return super().score_batch(texts)
-
-
 async def main(url: str, prefix: str, delay: float, claim_idle: float) -> None:
     redis = connect(url)
     worker = ScoreWorker(
         redis,
-        SlowScorer(delay),
+        FakeScorer(version="slow-1", call_seconds=delay),
         names=StreamNames.with_prefix(prefix),
         policy=BatchPolicy(max_batch=16, max_wait=0.0, call_overhead_tokens=10_000),
         consumer=f"proc-{prefix}",

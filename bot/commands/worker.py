@@ -203,8 +203,8 @@ def register(app: typer.Typer) -> None:
         threads: Annotated[
             int,
             typer.Option(
-                help="torch threads for every contender (0 = half the cores: the rest run "
-                "the worker's event loop, Redis and the load generator)."
+                help="torch threads for every contender (0 = all cores, as a worker on its own "
+                "machine would use them; the event loop, Redis and the load generator share them)."
             ),
         ] = 0,
         modes: Annotated[
@@ -232,7 +232,7 @@ def register(app: typer.Typer) -> None:
             redis_url=redis_url,
             model=model,
             data_dir=data_dir,
-            threads=threads or max(1, (os.cpu_count() or 2) // 2),
+            threads=threads or (os.cpu_count() or 1),
             modes=tuple(x.strip() for x in modes.split(",") if x.strip()),
             step_seconds=step_seconds,
             min_samples=0 if quick else min_samples,

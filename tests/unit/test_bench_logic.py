@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from bot.bench import by_slo, fifo_p99, load_messages, naive_goodput, percentiles, search_rates
+from bot.bench import (
+    by_slo,
+    fifo_p99,
+    load_messages,
+    naive_goodput,
+    naive_reference,
+    percentiles,
+    search_rates,
+)
 
 
 def test_percentiles_nearest_rank() -> None:
@@ -67,3 +75,18 @@ def test_steps_stretch_to_enough_samples_for_a_p99() -> None:
     assert step_length(cfg, 10.0) == 20.0  # 200 requests at 10/s, not 40 in 4 s
     assert step_length(cfg, 100.0) == 4.0  # fast steps keep the floor
     assert step_length(BenchConfig(step_seconds=4.0, min_samples=0), 10.0) == 4.0
+
+
+@pytest.mark.parametrize(
+    ("live", "replayed", "expected"),
+    [
+        (5.0, 2.0, {"rps": 5.0, "source": "live"}),
+        (0.0, 1.8, {"rps": 1.8, "source": "replayed_trace"}),
+        (0.0, 0.0, {"rps": 0.0, "source": "live"}),
+    ],
+)
+def test_naive_reference_is_the_kinder_of_live_and_replayed(
+    live: float, replayed: float, expected: Any
+) -> None:
+    naive = {"goodput_rps": live, "replayed_trace": {"goodput_by_slo": {"p99<=50ms": replayed}}}
+    assert naive_reference(naive, 50.0) == expected
