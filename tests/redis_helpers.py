@@ -41,4 +41,3 @@ class SlowScorer(FakeScorer):
 
     def __init__(self, delay: float, version: str = "slow-1") -> None:
         super().__init__(version=version, call_seconds=delay)
-        self.delay = delay

@@ -176,8 +176,9 @@ def int8_comparison(
             "int8_auc": b,
             "drop": (a - b) if a is not None and b is not None else None,
         }
-    out["max_abs_prob_diff"] = float(np.abs(qp - fp32_probs).max())
-    out["mean_abs_prob_diff"] = float(np.abs(qp - fp32_probs).mean())
+    shift = np.abs(qp - fp32_probs)
+    out["max_abs_prob_diff"] = float(shift.max())
+    out["mean_abs_prob_diff"] = float(shift.mean())
     drops = [v["drop"] for v in out["labels"].values() if v["drop"] is not None]
     out["mean_auc_drop"] = float(np.mean(drops)) if drops else None
     jig = [i for i, e in enumerate(rows) if e.source == "jigsaw"]

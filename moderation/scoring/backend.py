@@ -215,9 +215,9 @@ class TorchScorer:
     ) -> None:
         self._model = model
         #: Intra-op threads for a model call; calls of at most ``serial_tokens`` padded tokens run on
-        #: one thread instead (CPU). On a small machine shared with the event loop, Redis and the bot,
-        #: a short call gains little from a second thread and stalls whenever that core is busy, while
-        #: a long message's windows take half the time on two (BENCHMARKS.md, run I).
+        #: one thread instead (CPU), to leave a core to the event loop, Redis and the bot while long
+        #: messages still get all threads. Off by default: on the 2-core bench machine it did not pay
+        #: (BENCHMARKS.md, run K: onnx goodput at p99 <= 50 ms 9.6 -> 0 msgs/s, int8 12.1 -> 13.7).
         self.threads = threads or torch.get_num_threads()
         self.serial_tokens = serial_tokens if self.threads > 1 and device.type == "cpu" else 0
         self._onnx_serial = onnx_serial_session
