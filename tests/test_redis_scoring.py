@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,8 +14,8 @@ from moderation.errors import ScoringOverloaded, ScoringTimeout
 from moderation.fakes import FakeScorer
 from moderation.scoring.batcher import BatchPolicy
 from moderation.scoring.redis_client import RedisScoreClient
-from moderation.scoring.redis_transport import StreamNames
-from moderation.scoring.redis_worker import ScoreWorker
+from moderation.scoring.redis_transport import COMPLETE_AND_FETCH, StreamNames
+from moderation.scoring.redis_worker import ScoreWorker, _entries
 from moderation.scoring.wire import ScoreRequest, decode_reply, encode_request
 from tests.redis_helpers import SlowScorer, delete_keys, unique_names, wait_until
 
@@ -214,18 +215,18 @@ async def test_entry_that_keeps_killing_workers_is_dead_lettered(redis: Redis, n
 
 
 async def test_reader_coalesces_arrivals_while_the_model_is_busy(redis: Redis, names: StreamNames) -> None:
-    """Messages arriving one by one while a batch computes are fetched with one read afterwards and
-    form one batch, instead of one XREADGROUP round trip (and tokeniser call) per arrival."""
+    """Messages arriving one by one while a batch computes are fetched with one read afterwards (the
+    one riding on the batch's result write) and form one batch, instead of one XREADGROUP round trip
+    (and tokeniser call) per arrival."""
     worker, task = start_worker(redis, names, SlowScorer(0.4), policy=BatchPolicy(max_batch=64, max_wait=0.0))
-    reads: list[int] = []
-    real_read = worker.redis.xreadgroup
+    reads: list[int] = []  # entries per fetch: blocking reads, and the fetches riding on result writes
+    real_intake = worker._intake
 
-    async def counting_read(*args: object, **kw: object) -> object:
-        resp = await real_read(*args, **kw)  # type: ignore[arg-type]
-        reads.append(sum(len(entries) for _s, entries in resp or []))
-        return resp
+    async def counting_intake(entries: Any) -> None:
+        reads.append(len(entries))
+        await real_intake(entries)
 
-    worker.redis.xreadgroup = counting_read  # type: ignore[method-assign]
+    worker._intake = counting_intake  # type: ignore[method-assign]
     async with RedisScoreClient(redis, names=names) as client:
         first = asyncio.create_task(client.score("the first one", timeout=10))
         await wait_until(lambda: worker._busy, timeout=5)
@@ -243,3 +244,31 @@ async def test_reader_coalesces_arrivals_while_the_model_is_busy(redis: Redis, n
     # the model turned busy), not in twelve reads — and formed one batch.
     assert sum(busy_reads) == 12 and len(busy_reads) <= 2 and max(busy_reads) >= 11, reads
     assert 12 in summary.sizes, summary.sizes
+
+
+async def test_complete_and_fetch_writes_acks_and_brings_the_next_batch(
+    redis: Redis, names: StreamNames
+) -> None:
+    """The worker's one-round-trip batch write: replies to each client's stream (with a TTL), the
+    requests acknowledged and deleted, and the entries that arrived meanwhile read for the consumer."""
+    await redis.xgroup_create(names.stream, names.group, id="0", mkstream=True)
+    first = [await redis.xadd(names.stream, {"m": f"req-{i}"}) for i in range(3)]
+    await redis.xreadgroup(names.group, "w1", {names.stream: ">"}, count=3)
+    later = [await redis.xadd(names.stream, {"m": f"later-{i}"}) for i in range(2)]
+    a, b = names.results_key("a"), names.results_key("b")
+    script = redis.register_script(COMPLETE_AND_FETCH)
+    args = [names.group, "w1", 1000, 60, 10, 3, *first, 2, b"ra0", 3, b"rb", 2, b"ra1"]
+    resp = await script(keys=[names.stream, a, b], args=args)
+    assert [f[b"m"] for _, f in await redis.xrange(a)] == [b"ra0", b"ra1"]
+    assert [f[b"m"] for _, f in await redis.xrange(b)] == [b"rb"]
+    assert 0 < await redis.ttl(a) <= 60 and 0 < await redis.ttl(b) <= 60
+    assert _entries(resp) == [(later[0], {b"m": b"later-0"}), (later[1], {b"m": b"later-1"})]
+    pending = await redis.xpending_range(names.stream, names.group, min="-", max="+", count=10)
+    assert [p["message_id"] for p in pending] == later  # the fetched ones are now ours; the first acked
+    assert await redis.xlen(names.stream) == 2  # acknowledged entries are deleted
+    # Nothing to fetch: false. Group gone (Redis restarted without persistence): the result writes
+    # still happen and the call does not fail.
+    await redis.xgroup_destroy(names.stream, names.group)
+    resp = await script(keys=[names.stream, a], args=[names.group, "w1", 1000, 60, 5, 1, later[0], 2, b"r"])
+    assert resp is None and _entries(resp) == []
+    assert [f[b"m"] for _, f in await redis.xrange(a)][-1] == b"r"

@@ -2,8 +2,9 @@
 options (timeouts, health checks, retries with backoff) and the bounded-intake script.
 
 Requests: one Redis Stream read by a consumer group. A worker XACKs *and XDELs* an entry in the same
-MULTI as the result write, so ``XLEN`` of the request stream is the unprocessed backlog; the intake
-script refuses new entries past ``max_pending`` instead of trimming (clients see ``ScoringOverloaded``).
+script call as the result write (``COMPLETE_AND_FETCH``), so ``XLEN`` of the request stream is the
+unprocessed backlog; the intake script refuses new entries past ``max_pending`` instead of trimming
+(clients see ``ScoringOverloaded``).
 Results: one small stream per client (``<results_prefix><client_id>``), read with XREAD from the last
 seen id, so a reply lost with a dropped connection is simply read again after reconnecting.
 """
@@ -39,6 +40,31 @@ end
 return ids
 """
 
+
+# The worker's write of one batch, in one round trip (atomic like the MULTI it replaces):
+# KEYS[1] = request stream, KEYS[2..] = the results streams the replies go to.
+# ARGV = group, consumer, results maxlen, results ttl, fetch, n, then n request entry ids to XACK + XDEL,
+# then (KEYS index, encoded reply) pairs. With fetch > 0 it then reads up to that many new entries for
+# ``consumer`` (the model is free again: the next batch comes back with the acknowledgement) and returns
+# the XREADGROUP reply; else (or when the group is gone) false. pcall: a group lost to a Redis restart
+# without persistence must not fail the result writes, which have been made already.
+COMPLETE_AND_FETCH = """
+local group, consumer, maxlen = ARGV[1], ARGV[2], ARGV[3]
+local ttl, fetch, n = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+for i = 7 + n, #ARGV - 1, 2 do
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, '*', 'm', ARGV[i + 1])
+end
+for k = 2, #KEYS do redis.call('EXPIRE', KEYS[k], ttl) end
+if n > 0 then
+  redis.pcall('XACK', KEYS[1], group, unpack(ARGV, 7, 6 + n))
+  redis.call('XDEL', KEYS[1], unpack(ARGV, 7, 6 + n))
+end
+if fetch > 0 then
+  local got = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', fetch, 'STREAMS', KEYS[1], '>')
+  if type(got) == 'table' and got.err == nil then return got end
+end
+return false
+"""
 
 @dataclass(frozen=True, slots=True)
 class StreamNames:

@@ -10,8 +10,10 @@ Tasks of one worker process:
   not one per arriving message.
 * **batch loop** — flushes the batcher (size / deadline / token budget), runs the micro-batches on the
   single inference thread, and hands the replies to a writer.
-* **writer** — one ``MULTI``: ``XADD`` each reply to its client's results stream, ``XACK`` + ``XDEL`` the
-  requests. Acknowledgement and result are atomic: an entry is pending exactly until its reply exists.
+* **writer** — one script call (``COMPLETE_AND_FETCH``): ``XADD`` each reply to its client's results
+  stream, ``XACK`` + ``XDEL`` the requests. Acknowledgement and result are atomic: an entry is pending
+  exactly until its reply exists. When the reader paused for the model, the same call also reads the
+  entries that arrived meanwhile (the next batch): one round trip per batch under load.
   Transient Redis errors are retried with backoff; if that fails the entries stay pending.
 * **claimer** — ``XAUTOCLAIM`` takes over entries idle longer than ``claim_idle`` (a dead worker's, or
   our own whose write gave up). Entries delivered more than ``max_deliveries`` times go to the
@@ -45,7 +47,13 @@ from moderation.errors import ScoringOverloaded
 from moderation.ports import TextScorer
 from moderation.scoring.batcher import Batch, Batcher, BatchPolicy
 from moderation.scoring.metrics import ScoringMetrics
-from moderation.scoring.redis_transport import TRANSIENT, Backoff, StreamNames, ensure_group
+from moderation.scoring.redis_transport import (
+    COMPLETE_AND_FETCH,
+    TRANSIENT,
+    Backoff,
+    StreamNames,
+    ensure_group,
+)
 from moderation.scoring.runner import InferenceRunner, Prepared
 from moderation.scoring.wire import (
     ScoreReply,
@@ -57,6 +65,16 @@ from moderation.scoring.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _entries(resp: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+    """Entries of a raw ``XREADGROUP`` reply returned by a script: ``[[stream, [[id, [k, v, ...]]]]]``
+    (no redis-py response callback runs on ``EVALSHA``); a deleted entry's fields are nil."""
+    out: list[tuple[bytes, dict[bytes, bytes] | None]] = []
+    for _stream, entries in resp or ():
+        for entry_id, flat in entries:
+            out.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None))
+    return out
 
 
 @dataclass(slots=True)
@@ -126,6 +144,7 @@ class ScoreWorker:
         self.results_maxlen = results_maxlen
         self.loader = loader
         self.clock = clock
+        self._complete = redis.register_script(COMPLETE_AND_FETCH)
         #: Entries read but not yet written back: the claimer must not take them a second time.
         self._held: set[bytes] = set()
         self._local_cap = min(self.policy.max_queue, 2 * self.policy.max_batch)
@@ -136,7 +155,7 @@ class ScoreWorker:
         self._paused = False
         self._resume = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Task[Any]] = set()
         self.summary = WorkerSummary(self.consumer)
         self._crash: BaseException | None = None
         self.ready = asyncio.Event()
@@ -421,6 +440,16 @@ class ScoreWorker:
                         rep = ScoreReply(id=req.id, scores=out.scores, model_version=version, timings=timings)
                     replies.append((p.item, rep))
         self.metrics.queue_depth.set(self.batcher.depth)
+        if replies and self._paused and not self._stopping.is_set():
+            # The reader paused for the model: what arrived meanwhile comes back with the write.
+            try:
+                room = self._local_cap - len(self._held) + len(replies)
+                fetched = await self._write(replies, fetch=min(room, self.policy.max_batch))
+                if fetched:
+                    await self._intake(fetched)
+            finally:
+                self._resume.set()
+            return
         if replies:
             task = asyncio.create_task(self._write(replies))
             self._writes.add(task)
@@ -430,27 +459,26 @@ class ScoreWorker:
         if replies and len(self._writes) > 4:
             await asyncio.wait(self._writes, return_when=asyncio.FIRST_COMPLETED)
 
-    async def _write(self, replies: Sequence[tuple[_Entry, ScoreReply]]) -> None:
+    async def _write(
+        self, replies: Sequence[tuple[_Entry, ScoreReply]], fetch: int = 0
+    ) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+        """Results, XACK and XDEL of one batch in one script call; with ``fetch`` > 0 the same call
+        reads up to that many new entries, which are returned (the next batch, without a second round
+        trip). Entries a failed attempt fetched stay pending and are reclaimed after ``claim_idle``."""
         n = self.names
         started = time.perf_counter()
         ids = [e.entry_id for e, _ in replies]
+        keys: dict[str, int] = {}
+        pairs: list[bytes | str | int] = []
+        for entry, rep in replies:
+            index = keys.setdefault(entry.request.reply_to, len(keys) + 2)
+            pairs += (index, encode_reply(rep))
+        args = [n.group, self.consumer, self.results_maxlen, self.results_ttl, fetch, len(ids), *ids, *pairs]
+        fetched: list[Any] = []
 
         async def write() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                keys = set()
-                for entry, rep in replies:
-                    keys.add(entry.request.reply_to)
-                    pipe.xadd(
-                        entry.request.reply_to,
-                        {"m": encode_reply(rep)},
-                        maxlen=self.results_maxlen,
-                        approximate=True,
-                    )
-                for key in keys:
-                    pipe.expire(key, self.results_ttl)
-                pipe.xack(n.stream, n.group, *ids)
-                pipe.xdel(n.stream, *ids)
-                await pipe.execute()
+            resp = await self._complete(keys=[n.stream, *keys], args=args)
+            fetched[:] = _entries(resp)
 
         try:
             ok = await self._with_retry("result write", write)
@@ -465,6 +493,7 @@ class ScoreWorker:
             for _, r in replies:
                 if not r.ok:
                     self.metrics.requests.labels(outcome=r.error or "error").inc()
+        return fetched
 
     async def _with_retry(self, what: str, op: Callable[[], Any]) -> bool:
         backoff = Backoff()
