@@ -383,7 +383,8 @@ class ScoreWorker:
                 self._wake.clear()
                 timeout = None if flush_at is None else max(0.0, flush_at - now)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):  # no extra task per wait, unlike wait_for
+                        await self._wake.wait()
                 continue
             await self._process(self.batcher.take(now))
 
