@@ -60,7 +60,8 @@ class BenchConfig:
     min_samples: int = 200
     slo_ms: float | None = None
     max_batch: int = 64
-    max_wait_ms: float = 2.0
+    #: None = the worker's own default (0 ms on CPU, 2 ms on CUDA: ``bot.compose.AUTO_MAX_WAIT_MS``).
+    max_wait_ms: float | None = None
     #: The workers under test run model calls of at most this many tokens on one thread (0 = off).
     serial_tokens: int = 0
     quick: bool = False
@@ -533,14 +534,14 @@ def start_worker(cfg: BenchConfig, path: Path, mode: str, prefix: str) -> Worker
         str(cfg.threads),
         "--max-batch",
         str(cfg.max_batch),
-        "--max-wait-ms",
-        str(cfg.max_wait_ms),
         "--serial-tokens",
         str(cfg.serial_tokens),
         "--metrics-port",
         str(port),
         "--summary-json",
     ]
+    if cfg.max_wait_ms is not None:
+        cmd += ["--max-wait-ms", str(cfg.max_wait_ms)]
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
         cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -870,6 +871,9 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "cores": os.cpu_count(),
             "torch_threads": cfg.threads,
             "worker_serial_tokens": cfg.serial_tokens,
+            "worker_max_wait_ms": cfg.max_wait_ms
+            if cfg.max_wait_ms is not None
+            else "default (0 CPU, 2 CUDA)",
             "gpu": gpu,
             "python": platform.python_version(),
             "torch": torch.__version__,

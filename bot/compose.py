@@ -49,13 +49,25 @@ def build_text_scorer(model: ModelSettings) -> TextScorer:
     )
 
 
+#: ``max_wait_ms`` when settings leave it unset, by the scorer's device (see ``WorkerSettings``).
+AUTO_MAX_WAIT_MS = {"cpu": 0.0, "cuda": 2.0}
+
+
+def max_wait_ms_for(worker: WorkerSettings, scorer: object = None) -> float:
+    """The configured ``max_wait_ms``, or the device's default when it is unset."""
+    if worker.max_wait_ms != "auto":
+        return worker.max_wait_ms
+    device = getattr(getattr(scorer, "device", None), "type", "cpu")
+    return AUTO_MAX_WAIT_MS.get(device, 0.0)
+
+
 def batch_policy(worker: WorkerSettings, scorer: object = None) -> BatchPolicy:
     """The batcher's knobs from settings; the per-call cost estimate comes from the scorer's engine."""
     overhead = getattr(scorer, "call_overhead_tokens", None)
     return BatchPolicy(
         max_batch=worker.max_batch,
         max_tokens=worker.token_budget,
-        max_wait=worker.max_wait_ms / 1000,
+        max_wait=max_wait_ms_for(worker, scorer) / 1000,
         max_queue=worker.queue_size,
         **({"call_overhead_tokens": int(overhead)} if isinstance(overhead, int) else {}),
     )

@@ -8,7 +8,7 @@ in the environment, never in the TOML file. Each component receives only its sli
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -59,7 +59,10 @@ class ModelSettings(BaseModel):
 
 class WorkerSettings(BaseModel):
     max_batch: int = Field(64, ge=1)
-    max_wait_ms: float = Field(5.0, ge=0)
+    #: Longest a request waits for companions while the model is idle. "auto" = by device: 0 on CPU
+    #: (a model call takes 10+ ms there, and arrivals batch up behind it anyway; waiting only added
+    #: latency — BENCHMARKS.md, runs M and N), 2 ms on CUDA (calls of a few ms, batch fill matters).
+    max_wait_ms: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"
     token_budget: int = Field(8192, ge=16)
     score_timeout_s: float = Field(5.0, gt=0)
     drain_timeout_s: float = Field(10.0, ge=0)

@@ -129,7 +129,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="CPU: model calls of at most this many tokens run on one thread (0 = off)."),
         ] = None,
         max_batch: Annotated[int | None, typer.Option()] = None,
-        max_wait_ms: Annotated[float | None, typer.Option()] = None,
+        max_wait_ms: Annotated[
+            float | None,
+            typer.Option(help="Longest a request waits for a batch to fill (default: 0 on CPU, 2 on CUDA)."),
+        ] = None,
         token_budget: Annotated[int | None, typer.Option()] = None,
         metrics_port: Annotated[int, typer.Option(help="Serve Prometheus /metrics here (0 = off).")] = 0,
         consumer: Annotated[str | None, typer.Option(help="Consumer name (default host-pid-random).")] = None,
@@ -217,7 +220,10 @@ def register(app: typer.Typer) -> None:
         ] = 200,
         slo_ms: Annotated[float | None, typer.Option(help="p99 target (default 50 CPU / 20 GPU).")] = None,
         max_batch: Annotated[int, typer.Option()] = 64,
-        max_wait_ms: Annotated[float, typer.Option()] = 2.0,
+        max_wait_ms: Annotated[
+            float | None,
+            typer.Option(help="The workers' batch wait (default: theirs, 0 on CPU / 2 on CUDA)."),
+        ] = None,
         serial_tokens: Annotated[
             int, typer.Option(help="Workers run calls of at most this many tokens on one thread (0 = off).")
         ] = 0,

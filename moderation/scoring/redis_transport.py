@@ -66,6 +66,7 @@ end
 return false
 """
 
+
 @dataclass(frozen=True, slots=True)
 class StreamNames:
     """Every Redis key the scoring pipeline uses; tests give each run its own prefix."""

@@ -62,3 +62,28 @@ def test_secrets_in_the_config_file_are_refused(tmp_path: Path) -> None:
     cfg.write_text('[discord]\nenabled = true\ntoken = "abc"\n')
     with pytest.raises(SecretInConfigFile, match="CHATMOD_DISCORD__TOKEN"):
         load_settings(cfg)
+
+
+def test_batch_wait_defaults_by_device_unless_configured() -> None:
+    """Unset ``max_wait_ms``: no wait on CPU (a model call takes 10+ ms; arrivals batch behind it),
+    2 ms on CUDA; a configured value is kept on either."""
+    from types import SimpleNamespace
+
+    from bot.compose import batch_policy
+    from bot.settings import WorkerSettings
+
+    cpu, cuda = (
+        SimpleNamespace(device=SimpleNamespace(type="cpu")),
+        SimpleNamespace(device=SimpleNamespace(type="cuda")),
+    )
+    unset = WorkerSettings()
+    assert unset.max_wait_ms == "auto"
+    assert batch_policy(unset, cpu).max_wait == 0.0
+    assert batch_policy(unset, cuda).max_wait == 0.002
+    assert batch_policy(unset, object()).max_wait == 0.0  # a scorer without a device (fake): CPU
+    assert batch_policy(WorkerSettings(max_wait_ms=5.0), cpu).max_wait == 0.005
+    assert batch_policy(WorkerSettings(max_wait_ms=0.0), cuda).max_wait == 0.0
+    with pytest.raises(ValidationError):
+        WorkerSettings(max_wait_ms=-1.0)
+    with pytest.raises(ValidationError):
+        WorkerSettings(max_wait_ms="soon")  # type: ignore[arg-type]
