@@ -272,3 +272,31 @@ async def test_complete_and_fetch_writes_acks_and_brings_the_next_batch(
     resp = await script(keys=[names.stream, a], args=[names.group, "w1", 1000, 60, 5, 1, later[0], 2, b"r"])
     assert resp is None and _entries(resp) == []
     assert [f[b"m"] for _, f in await redis.xrange(a)][-1] == b"r"
+
+
+async def test_refused_result_write_is_retried_and_never_kills_the_worker(
+    redis: Redis, names: StreamNames
+) -> None:
+    """Redis refusing the batch write (here: the OOM error it gives at maxmemory, twice) is retried
+    with backoff like a broken connection; every request is still answered once."""
+    from redis.exceptions import ResponseError
+
+    worker, task = start_worker(redis, names, FakeScorer())
+    real = worker._complete
+    refusals = {"left": 2}
+
+    async def refusing(*args: Any, **kw: Any) -> Any:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+        return await real(*args, **kw)
+
+    worker._complete = refusing  # type: ignore[assignment]
+    async with RedisScoreClient(redis, names=names) as client:
+        results = await asyncio.gather(*(client.score(t, timeout=10) for t in TEXTS))
+        assert client.stats.duplicates == 0
+    worker.stop()
+    summary = await task
+    assert [dict(r.scores) for r in results] == FakeScorer().score_batch(TEXTS)
+    assert refusals["left"] == 0 and summary.write_retries >= 2 and summary.answered == len(TEXTS)
+    assert (await redis.xpending(names.stream, names.group))["pending"] == 0

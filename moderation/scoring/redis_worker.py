@@ -503,12 +503,20 @@ class ScoreWorker:
             try:
                 await op()
                 return True
-            except TRANSIENT as exc:
+            except (*TRANSIENT, ResponseError) as exc:
+                # ResponseError: Redis refused the write (e.g. OOM at maxmemory, or a read-only replica
+                # after a failover) — retried like a broken connection, and never fatal to the worker.
                 self.summary.write_retries += 1
-                self.metrics.errors.labels(kind="redis").inc()
+                self.metrics.errors.labels(
+                    kind="redis" if isinstance(exc, TRANSIENT) else "redis_refused"
+                ).inc()
                 if time.monotonic() > give_up:
                     log.error(
-                        "%s failed for %.0fs; entries stay pending for reclaim", what, self.write_retry_for
+                        "%s failed for %.0fs (%s: %s); entries stay pending for reclaim",
+                        what,
+                        self.write_retry_for,
+                        type(exc).__name__,
+                        exc,
                     )
                     return False
                 await backoff.wait(what, exc)
