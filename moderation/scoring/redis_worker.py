@@ -274,22 +274,6 @@ class ScoreWorker:
         streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]], resp or [])
         return [entry for _stream, entries in streams for entry in entries]
 
-    async def _top_up(self) -> None:
-        """The model is free again: fetch what arrived meanwhile in one non-blocking read (if the
-        reader paused for it), then let the reader go on."""
-        try:
-            room = self._local_cap - len(self._held)
-            if self._paused and room > 0 and not self._stopping.is_set():
-                try:
-                    entries = await self._read(room)
-                except (ResponseError, *TRANSIENT) as exc:
-                    log.debug("top-up read failed (%s); the reader will read", exc)
-                    return
-                if entries:
-                    await self._intake(entries)
-        finally:
-            self._resume.set()
-
     async def _intake(self, entries: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
         now = self.clock()
         good: list[tuple[bytes, ScoreRequest]] = []
@@ -455,7 +439,7 @@ class ScoreWorker:
             task = asyncio.create_task(self._write(replies))
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
-        await self._top_up()
+        self._resume.set()  # the reader only paused if we stop: it will see the stop flag
         # Bound the writes in flight: backpressure from a slow Redis reaches the reader.
         if replies and len(self._writes) > 4:
             await asyncio.wait(self._writes, return_when=asyncio.FIRST_COMPLETED)
