@@ -128,3 +128,25 @@ async def test_torch_fast_path_matches_direct_scoring() -> None:
         assert got.scores.keys() == want.keys()
         assert all(abs(got.scores[k] - want[k]) < 1e-5 for k in want)
     assert results[0].model_version == scorer.version
+
+
+@pytest.mark.slow
+def test_torch_fast_path_tokenises_like_the_scorer(shared_data) -> None:  # type: ignore[no-untyped-def]
+    """The intake tokeniser (Rust ``encode_batch_fast``, no offsets) gives the scorer's own windows on
+    real tweets, including long, empty and obfuscated ones."""
+    import csv
+
+    from moderation.scoring.backend import TorchScorer
+    from moderation.scoring.runner import _TorchFastPath
+
+    with (shared_data / "davidson2017_labeled_data.csv").open(encoding="utf-8") as f:
+        tweets = [row["tweet"] for _, row in zip(range(300), csv.DictReader(f))]
+    texts = [*tweets, "", "   ", "y0u 4re 4n 1d10t", "word " * 400]
+    scorer = TorchScorer.load(device="cpu", threads=1)
+    prepared = _TorchFastPath(scorer).prepare(texts)
+    ids = scorer._encode([scorer.prepare(t) for t in texts])
+    for prep, seq in zip(prepared, ids, strict=True):
+        want = tuple(tuple(w) for w in scorer._windows(seq)) if seq else ()
+        assert prep.windows == want
+        assert prep.tokens == max(1, sum(len(w) for w in want))
+    assert len(prepared[-1].windows or ()) > 3  # the long text really was windowed

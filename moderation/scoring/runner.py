@@ -56,6 +56,8 @@ class _TorchFastPath:
         Goes straight to the Rust tokenizer: the transformers wrapper costs ~0.9 ms per call, which the
         worker would pay on every read of one or two messages. No truncation, no padding — the same
         backend state the wrapper sets for ``truncation=False`` (so a concurrent wrapper call agrees).
+        ``encode_batch_fast`` (tokenizers >= 0.20) skips the character offsets nobody reads here:
+        ~7 µs less per chat message (prepare() 66 → 58 µs CPU, this 2-core VM).
         """
         backend = getattr(getattr(self.scorer, "_tok", None), "backend_tokenizer", None)
         if backend is None:
@@ -65,7 +67,8 @@ class _TorchFastPath:
         if todo:
             backend.no_truncation()
             backend.no_padding()
-            encodings = backend.encode_batch([t for _, t in todo], add_special_tokens=False)
+            encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+            encodings = encode([t for _, t in todo], add_special_tokens=False)
             for (i, _), enc in zip(todo, encodings, strict=True):
                 out[i] = list(enc.ids)
         return out
