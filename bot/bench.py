@@ -64,6 +64,10 @@ class BenchConfig:
     max_wait_ms: float | None = None
     #: The workers under test run model calls of at most this many tokens on one thread (0 = off).
     serial_tokens: int = 0
+    #: Worker processes under test, on one stream and consumer group (each with ``threads`` threads).
+    workers: int = 1
+    #: Load-generator processes, each with its own ``RedisScoreClient`` (1 = in this process).
+    client_procs: int = 1
     quick: bool = False
     seed: int = 7
     extra: dict[str, Any] = field(default_factory=dict)
@@ -549,24 +553,41 @@ def start_worker(cfg: BenchConfig, path: Path, mode: str, prefix: str) -> Worker
     return WorkerProc(proc, port, stream, group)
 
 
-async def _wait_ready(client: Any, wp: WorkerProc, timeout: float = 180.0) -> None:
-    """Until the worker answers a real request (model loaded, group joined, results flowing)."""
+def _answered(wp: WorkerProc) -> float:
+    """Requests this worker has answered (0 while its metrics endpoint is not up yet)."""
+    try:
+        return _scrape(wp.metrics_port).get("chatmod_score_requests_total|outcome=ok", 0.0)
+    except OSError:
+        return 0.0
+
+
+async def _wait_ready(client: Any, workers: Sequence[WorkerProc], timeout: float = 180.0) -> None:
+    """Until every worker has answered a real request (model loaded, group joined, results flowing):
+    bursts of requests go out until each worker's own metrics count one answer."""
     from moderation.errors import RetryLater
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if wp.proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {wp.proc.returncode}")
+        for wp in workers:
+            if wp.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {wp.proc.returncode}")
         with contextlib.suppress(RetryLater):
-            await client.request("are you there?", timeout=2.0)
-            return
-    raise RuntimeError("worker did not start in time")
+            await asyncio.gather(*(client.request("are you there?", timeout=2.0) for _ in workers))
+            if len(workers) == 1 or all(_answered(wp) > 0 for wp in workers):
+                return
+            await asyncio.sleep(0.2)
+    raise RuntimeError("workers did not start in time")
 
 
-async def _load_step(
+#: One answered request as the load generator saw it: total, enqueue, wait, model, deliver (ms), batch.
+Record = tuple[float, float, float, float, float, float]
+
+
+async def _load_samples(
     client: Any, texts: Sequence[str], rate: float, seconds: float, seed: int
 ) -> dict[str, Any]:
-    """Open-loop Poisson arrivals at ``rate`` for ``seconds``; every request is awaited."""
+    """Open-loop Poisson arrivals at ``rate`` for ``seconds``; every request is awaited. Returns the
+    raw per-request records (picklable, so client processes can send them back) and the counts."""
     from moderation.errors import RetryLater, ScoringError
 
     rng = random.Random(seed)
@@ -585,56 +606,49 @@ async def _load_step(
             next_at += rng.expovariate(rate)
     done = await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = time.perf_counter() - start
-    ok = [d for d in done if not isinstance(d, BaseException) and d.reply.ok]
-    errors = len(done) - len(ok)
     if any(isinstance(d, BaseException) and not isinstance(d, RetryLater | ScoringError) for d in done):
         raise next(d for d in done if isinstance(d, BaseException))
-    total = [d.total_s * 1000 for d in ok]
-    stages = {
-        "enqueue": [d.enqueue_s * 1000 for d in ok],
-        "wait": [max(0.0, d.reply.timings.get("queue", 0.0) - d.enqueue_s * 1000) for d in ok],
-        "model": [d.reply.timings.get("model", 0.0) for d in ok],
-        "deliver": [
-            max(0.0, (d.received_at - d.reply.timings.get("done_at", d.received_at)) * 1000) for d in ok
-        ],
-        "total": total,
-    }
+    records: list[Record] = []
+    for d in done:
+        if isinstance(d, BaseException) or not d.reply.ok:
+            continue
+        t = d.reply.timings
+        enqueue = d.enqueue_s * 1000
+        records.append(
+            (
+                d.total_s * 1000,
+                enqueue,
+                max(0.0, t.get("queue", 0.0) - enqueue),
+                t.get("model", 0.0),
+                max(0.0, (d.received_at - t.get("done_at", d.received_at)) * 1000),
+                t.get("batch", 1.0),
+            )
+        )
+    return {"records": records, "sent": len(tasks), "elapsed": elapsed}
+
+
+def _summarise(raw: dict[str, Any], rate: float) -> dict[str, Any]:
+    records: list[Record] = raw["records"]
+    names = ("total", "enqueue", "wait", "model", "deliver")
+    stages = {name: [r[k] for r in records] for k, name in enumerate(names)}
+    order = ("enqueue", "wait", "model", "deliver", "total")
     return {
         "rate": round(rate, 1),
-        "sent": len(tasks),
-        "ok": len(ok),
-        "errors": errors,
-        "achieved_rps": round(len(ok) / elapsed, 1),
-        "p99_ms": percentiles(total)["p99"],
-        "stages_ms": {k: percentiles(v) for k, v in stages.items()},
-        "mean_batch": round(statistics.mean(d.reply.timings.get("batch", 1.0) for d in ok), 2) if ok else 0.0,
+        "sent": raw["sent"],
+        "ok": len(records),
+        "errors": raw["sent"] - len(records),
+        "achieved_rps": round(len(records) / raw["elapsed"], 1) if raw["elapsed"] else 0.0,
+        "p99_ms": percentiles(stages["total"])["p99"],
+        "stages_ms": {k: percentiles(stages[k]) for k in order},
+        "mean_batch": round(statistics.mean(r[5] for r in records), 2) if records else 0.0,
     }
 
 
-@contextlib.asynccontextmanager
-async def _bench_worker(cfg: BenchConfig, path: Path, mode: str) -> Any:
-    """A ``chatmod worker`` subprocess in ``mode`` on its own stream, and a ready client for it.
-    Yields ``(client, worker, summary)``; ``summary`` is filled with the worker's exit summary."""
-    from moderation.scoring.redis_client import RedisScoreClient
-    from moderation.scoring.redis_transport import StreamNames, connect
-
-    prefix = f"chatmod-bench-{uuid.uuid4().hex[:8]}"
-    wp = start_worker(cfg, path, mode, prefix)
-    redis = connect(cfg.redis_url)
-    # The worker takes stream and group from settings (env here); results keys keep their default prefix.
-    names = StreamNames(stream=wp.stream, group=wp.group)
-    summary: dict[str, Any] = {}
-    try:
-        async with RedisScoreClient(redis, names=names, max_pending=100_000) as client:
-            await _wait_ready(client, wp)
-            yield client, wp, summary
-    finally:
-        wp.proc.terminate()
-        with contextlib.suppress(Exception):
-            out, _ = wp.proc.communicate(timeout=30)
-            summary.update(json.loads(out.strip().splitlines()[-1]))
-        await redis.delete(names.stream)
-        await redis.aclose()
+async def _load_step(
+    client: Any, texts: Sequence[str], rate: float, seconds: float, seed: int
+) -> dict[str, Any]:
+    """``_load_samples`` summarised: rate, sent/ok/errors, achieved rate, p99 and per-stage percentiles."""
+    return _summarise(await _load_samples(client, texts, rate, seconds, seed), rate)
 
 
 class _NoopClient:
@@ -667,23 +681,191 @@ def _shadow_generator(rate: float, length: float, seed: int, out: list[float]) -
     return thread
 
 
-async def _measured_step(
-    client: Any, wp: WorkerProc, texts: Sequence[str], rate: float, length: float, seed: int
+async def _client_step(
+    client: Any, texts: Sequence[str], rate: float, length: float, seed: int
 ) -> dict[str, Any]:
-    """One load step plus what the worker's metrics and both event-loop threads' CPU say about it.
-    The client thread's CPU is reported net of the load generator's own (``_shadow_generator``)."""
-    before = _scrape(wp.metrics_port)
+    """One load step from this event loop, with its thread's CPU and the shadow generator's."""
     shadow: list[float] = []
     shadow_thread = _shadow_generator(rate, length, seed, shadow)
-    w_cpu, c_cpu = _thread_cpu(wp.proc.pid), time.thread_time()
-    step = await _load_step(client, texts, rate, length, seed)
-    w_cpu, c_cpu = _thread_cpu(wp.proc.pid) - w_cpu, time.thread_time() - c_cpu
+    cpu = time.thread_time()
+    raw = await _load_samples(client, texts, rate, length, seed)
+    raw["client_cpu"] = time.thread_time() - cpu
     await asyncio.to_thread(shadow_thread.join, 30.0)
-    gen_cpu = shadow[0] if shadow else 0.0
-    after = _scrape(wp.metrics_port)
+    raw["generator_cpu"] = shadow[0] if shadow else 0.0
+    return raw
+
+
+class _InProcessLoad:
+    """The load generator and the ``RedisScoreClient`` in this process's event loop (the default)."""
+
+    procs = 1
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def step(self, texts: Sequence[str], rate: float, length: float, seed: int) -> dict[str, Any]:
+        return await _client_step(self.client, texts, rate, length, seed)
+
+    async def close(self) -> None:
+        return None
+
+
+def _client_process(conn: Any, redis_url: str, stream: str, group: str, texts: list[str]) -> None:
+    """A client process of ``_ProcessLoad``: its own event loop, connection and ``RedisScoreClient``;
+    runs the steps it is sent (``(rate, length, seed, start_at)``; ``None`` ends it) and sends back
+    ``_client_step``'s raw figures, or ``{"error": ...}``."""
+    from moderation.scoring.redis_client import RedisScoreClient
+    from moderation.scoring.redis_transport import StreamNames, connect
+
+    async def main() -> None:
+        redis = connect(redis_url)
+        names = StreamNames(stream=stream, group=group)
+        async with RedisScoreClient(redis, names=names, max_pending=1_000_000) as client:
+            conn.send("ready")
+            while (job := await asyncio.to_thread(conn.recv)) is not None:
+                rate, length, seed, start_at = job
+                await asyncio.sleep(max(0.0, start_at - time.time()))
+                try:
+                    conn.send(await _client_step(client, texts, rate, length, seed))
+                except Exception as exc:  # reported to the parent, which raises it
+                    conn.send({"error": f"{type(exc).__name__}: {exc}"})
+        await redis.aclose()
+
+    asyncio.run(main())
+
+
+class _ProcessLoad:
+    """``procs`` client processes, each a ``RedisScoreClient`` with its own Poisson share of the rate,
+    started on one wall-clock instant; their records and CPU are merged into one step. One Python
+    client tops out at a few thousand requests a second — a fast (GPU) worker fleet needs several."""
+
+    def __init__(self, procs: int, redis_url: str, stream: str, group: str, texts: Sequence[str]) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # no forked event loops, sockets or torch state
+        self.procs = procs
+        self._conns: list[Any] = []
+        self._procs: list[Any] = []
+        for _ in range(procs):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_client_process, args=(child, redis_url, stream, group, list(texts)), daemon=True
+            )
+            proc.start()
+            self._conns.append(parent)
+            self._procs.append(proc)
+
+    async def ready(self, timeout: float = 120.0) -> None:
+        for conn, proc in zip(self._conns, self._procs, strict=True):
+            if not await asyncio.to_thread(conn.poll, timeout):
+                raise RuntimeError(f"bench client process {proc.pid} did not start")
+            if (msg := conn.recv()) != "ready":
+                raise RuntimeError(f"bench client process {proc.pid}: {msg}")
+
+    async def step(self, texts: Sequence[str], rate: float, length: float, seed: int) -> dict[str, Any]:
+        start_at = time.time() + 0.3
+        for k, conn in enumerate(self._conns):
+            conn.send((rate / self.procs, length, seed * 101 + k, start_at))
+        parts = await asyncio.gather(*(asyncio.to_thread(conn.recv) for conn in self._conns))
+        for part in parts:
+            if "error" in part:
+                raise RuntimeError(f"bench client process failed: {part['error']}")
+        return {
+            "records": [r for part in parts for r in part["records"]],
+            "sent": sum(part["sent"] for part in parts),
+            "elapsed": max(part["elapsed"] for part in parts),
+            "client_cpu": sum(part["client_cpu"] for part in parts),
+            "generator_cpu": sum(part["generator_cpu"] for part in parts),
+        }
+
+    async def close(self) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in self._procs:
+            await asyncio.to_thread(proc.join, 10.0)
+            if proc.is_alive():
+                proc.terminate()
+
+
+@dataclass
+class Rig:
+    """The workers under test (``chatmod worker`` subprocesses on one stream and group) and the load:
+    in this process, or ``client_procs`` processes. ``summary`` gets the workers' exit summaries."""
+
+    workers: list[WorkerProc]
+    load: _InProcessLoad | _ProcessLoad
+    client: Any
+    summary: dict[str, Any]
+
+
+def _merge_summaries(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    if len(summaries) == 1:
+        return dict(summaries[0])
+    merged: dict[str, Any] = {"workers": len(summaries)}
+    for s in summaries:
+        for k, v in s.items():
+            if isinstance(v, int | float) and not isinstance(v, bool) and k != "padding_waste":
+                merged[k] = round(merged.get(k, 0) + v, 4)
+    merged["consumers"] = [s.get("consumer") for s in summaries]
+    merged["answered_by_worker"] = [s.get("answered") for s in summaries]
+    return merged
+
+
+@contextlib.asynccontextmanager
+async def _bench_rig(cfg: BenchConfig, path: Path, mode: str, texts: Sequence[str]) -> Any:
+    """``cfg.workers`` workers in ``mode`` on their own stream, a ready client here (for warm-ups) and
+    the load generator(s). Yields a ``Rig``; the workers are stopped (and summarised) on exit."""
+    from moderation.scoring.redis_client import RedisScoreClient
+    from moderation.scoring.redis_transport import StreamNames, connect
+
+    prefix = f"chatmod-bench-{uuid.uuid4().hex[:8]}"
+    workers = [start_worker(cfg, path, mode, prefix) for _ in range(max(1, cfg.workers))]
+    redis = connect(cfg.redis_url)
+    # The worker takes stream and group from settings (env here); results keys keep their default prefix.
+    names = StreamNames(stream=workers[0].stream, group=workers[0].group)
+    summary: dict[str, Any] = {}
+    load: _InProcessLoad | _ProcessLoad | None = None
+    try:
+        async with RedisScoreClient(redis, names=names, max_pending=1_000_000) as client:
+            if cfg.client_procs > 1:
+                load = _ProcessLoad(cfg.client_procs, cfg.redis_url, names.stream, names.group, texts)
+            await _wait_ready(client, workers)
+            if isinstance(load, _ProcessLoad):
+                await load.ready()
+            yield Rig(workers, load or _InProcessLoad(client), client, summary)
+    finally:
+        if load is not None:
+            await load.close()
+        summaries = []
+        for wp in workers:
+            wp.proc.terminate()
+        for wp in workers:
+            with contextlib.suppress(Exception):
+                out, _ = wp.proc.communicate(timeout=30)
+                summaries.append(json.loads(out.strip().splitlines()[-1]))
+        if summaries:
+            summary.update(_merge_summaries(summaries))
+        await redis.delete(names.stream)
+        await redis.aclose()
+
+
+async def _measured_step(
+    rig: Rig, texts: Sequence[str], rate: float, length: float, seed: int
+) -> dict[str, Any]:
+    """One load step plus what the workers' metrics and the event-loop threads' CPU say about it:
+    every worker's loop thread, summed; every client loop thread, summed and net of the load
+    generator's own CPU (``_shadow_generator``, run beside each client)."""
+    before = [_scrape(wp.metrics_port) for wp in rig.workers]
+    w_cpu = sum(_thread_cpu(wp.proc.pid) for wp in rig.workers)
+    raw = await rig.load.step(texts, rate, length, seed)
+    w_cpu = sum(_thread_cpu(wp.proc.pid) for wp in rig.workers) - w_cpu
+    after = [_scrape(wp.metrics_port) for wp in rig.workers]
+    step = _summarise(raw, rate)
+    c_cpu, gen_cpu = raw["client_cpu"], raw["generator_cpu"]
 
     def delta(key: str) -> float:
-        return after.get(key, 0.0) - before.get(key, 0.0)
+        return sum(a.get(key, 0.0) - b.get(key, 0.0) for a, b in zip(after, before, strict=True))
 
     real, padded = delta("chatmod_score_real_tokens_total"), delta("chatmod_score_padded_tokens_total")
     model_s = delta("chatmod_score_stage_seconds_sum|stage=model")
@@ -695,28 +877,35 @@ async def _measured_step(
             "client_cpu_ms_per_msg": round(max(0.0, c_cpu - gen_cpu) / n * 1000, 4),
             "client_thread_cpu_ms_per_msg": round(c_cpu / n * 1000, 4),
             "load_generator_cpu_ms_per_msg": round(gen_cpu / n * 1000, 4),
+            # Summed over workers: the share of one model's time (> 1 when several run at once).
             "model_busy_share": round(model_s / length, 3),
             "gflops_real": round(real * FLOP_PER_TOKEN / model_s / 1e9, 1) if model_s else 0.0,
         }
     )
+    if len(rig.workers) > 1 or rig.load.procs > 1:
+        step.update({"workers": len(rig.workers), "client_procs": rig.load.procs})
     return step
+
+
+#: The transport ladder doubles from here until the workers fall behind (or the last rung).
+TRANSPORT_LADDER = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0, 64000.0, 128000.0)
 
 
 async def transport_glue(
     cfg: BenchConfig, path: Path, texts: Sequence[str], progress: Progress
 ) -> dict[str, Any]:
-    """The Redis transport alone: a real ``chatmod worker`` with the ``fake`` backend (normalise + a
-    word lexicon, microseconds a text) under a rising ladder of Poisson rates, until it falls behind.
+    """The Redis transport alone: real ``chatmod worker``s with the ``fake`` backend (normalise + a
+    word lexicon, microseconds a text) under a rising ladder of Poisson rates, until they fall behind.
     With the model out of the way the event loops are the bottleneck; batches grow once the worker
-    lags, and the per-message CPU of the two loops at the busiest step is what the transport itself
+    lags, and the per-message CPU of the loops at the busiest step is what the transport itself
     costs at that batch size — the regime of a fast (GPU) model. The CPU model's busiest step (tens
     of msgs/s, batches of a few) mostly measures per-wakeup costs instead: each message pays its own
     reads, writes and thread hand-offs."""
     steps: list[dict[str, Any]] = []
-    async with _bench_worker(cfg, path, TRANSPORT) as (client, wp, _summary):
-        await _load_step(client, texts, 100.0, 1.0, 1)  # warm-up
-        for rate in (250.0, 1000.0) if cfg.quick else (250.0, 500.0, 1000.0, 2000.0, 4000.0):
-            step = await _measured_step(client, wp, texts, rate, max(2.0, 1500 / rate), len(steps) + 2)
+    async with _bench_rig(cfg, path, TRANSPORT, texts) as rig:
+        await _load_step(rig.client, texts, 100.0, 1.0, 1)  # warm-up
+        for rate in TRANSPORT_LADDER[: 3 if cfg.quick else None]:
+            step = await _measured_step(rig, texts, rate, max(2.0, 1500 / rate), len(steps) + 2)
             steps.append(step)
             if progress:
                 progress(
@@ -729,6 +918,8 @@ async def transport_glue(
     top = max(steps, key=lambda st: st["achieved_rps"])
     return {
         "backend": "fake",
+        "workers": max(1, cfg.workers),
+        "client_procs": max(1, cfg.client_procs),
         "saturation_rps": top["achieved_rps"],
         "at_saturation": {
             "rate": top["rate"],
@@ -740,6 +931,7 @@ async def transport_glue(
             "total_ms": round(top["worker_loop_cpu_ms_per_msg"] + top["client_cpu_ms_per_msg"], 4),
         },
         "steps": steps,
+        "worker_summary": rig.summary,
     }
 
 
@@ -754,11 +946,11 @@ async def worker_goodput(
 ) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
-    async with _bench_worker(cfg, path, mode) as (client, wp, summary):
-        await _load_step(client, texts, start_rate / 2, 1.0, 1)  # warm-up
+    async with _bench_rig(cfg, path, mode, texts) as rig:
+        await _load_step(rig.client, texts, start_rate / 2, 1.0, 1)  # warm-up
 
         async def measure(rate: float) -> dict[str, Any]:
-            step = await _measured_step(client, wp, texts, rate, step_length(cfg, rate), len(steps) + 2)
+            step = await _measured_step(rig, texts, rate, step_length(cfg, rate), len(steps) + 2)
             step["pass"] = (
                 step["errors"] == 0 and step["p99_ms"] <= slo_ms and step["achieved_rps"] >= 0.9 * rate
             )
@@ -780,7 +972,7 @@ async def worker_goodput(
         "max_achieved_rps": max((x["achieved_rps"] for x in steps), default=0.0),
         "at_goodput": best,
         "steps": steps,
-        "worker_summary": summary,
+        "worker_summary": rig.summary,
     }
 
 
@@ -871,6 +1063,8 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "cores": os.cpu_count(),
             "torch_threads": cfg.threads,
             "worker_serial_tokens": cfg.serial_tokens,
+            "workers": max(1, cfg.workers),
+            "client_procs": max(1, cfg.client_procs),
             "worker_max_wait_ms": cfg.max_wait_ms
             if cfg.max_wait_ms is not None
             else "default (0 CPU, 2 CUDA)",

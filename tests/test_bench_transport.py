@@ -34,3 +34,29 @@ async def test_transport_step_fills_batches_and_reports_glue(redis: Redis, share
     assert top["load_generator_ms"] == next(
         s["load_generator_cpu_ms_per_msg"] for s in steps if s["achieved_rps"] == out["saturation_rps"]
     )
+
+
+async def test_transport_scales_out_to_several_workers_and_client_processes(
+    redis: Redis, shared_data: Path
+) -> None:
+    """``--workers 2 --client-procs 2``: two worker processes share the stream, two load-generator
+    processes each drive half the rate with their own client; the step merges both clients' records
+    and sums both workers' loop CPU. Every request is answered, and both workers did real work."""
+    cfg = BenchConfig(data_dir=str(shared_data), quick=True, workers=2, client_procs=2)
+    texts = load_messages(shared_data, 600, 7)
+    out = await transport_glue(cfg, Path("models/default"), texts, None)
+    assert (out["workers"], out["client_procs"]) == (2, 2)
+    steps = out["steps"]
+    assert steps[0]["rate"] == 250.0
+    for s in steps:
+        assert s["errors"] == 0 and s["ok"] == s["sent"]
+        assert (s["workers"], s["client_procs"]) == (2, 2)
+        # Two Poisson halves of the rate over the step: the merged count is near rate x length.
+        length = max(2.0, 1500 / s["rate"])
+        assert 0.8 * s["rate"] * length < s["sent"] < 1.2 * s["rate"] * length
+        assert s["worker_loop_cpu_ms_per_msg"] > 0 and s["load_generator_cpu_ms_per_msg"] > 0
+    assert out["saturation_rps"] >= 200
+    summary = out["worker_summary"]
+    assert summary["workers"] == 2 and len(set(summary["consumers"])) == 2
+    assert all(n > 0 for n in summary["answered_by_worker"])  # the stream really was shared
+    assert summary["answered"] >= sum(s["sent"] for s in steps)  # + warm-up and readiness requests

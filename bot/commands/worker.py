@@ -227,6 +227,19 @@ def register(app: typer.Typer) -> None:
         serial_tokens: Annotated[
             int, typer.Option(help="Workers run calls of at most this many tokens on one thread (0 = off).")
         ] = 0,
+        workers: Annotated[
+            int,
+            typer.Option(
+                help="Worker processes under test, sharing one stream (on one GPU they share the device)."
+            ),
+        ] = 1,
+        client_procs: Annotated[
+            int,
+            typer.Option(
+                help="Load-generator processes, each its own Redis client (one Python client tops out at "
+                "a few thousand msgs/s: a GPU fleet needs several)."
+            ),
+        ] = 1,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         quick: Annotated[bool, typer.Option(help="Smaller samples (smoke test).")] = False,
     ) -> None:
@@ -246,6 +259,8 @@ def register(app: typer.Typer) -> None:
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
             serial_tokens=serial_tokens,
+            workers=max(1, workers),
+            client_procs=max(1, client_procs),
             quick=quick,
         )
         report = run_bench(cfg, progress=None if as_json else typer.echo)
