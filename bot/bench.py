@@ -850,6 +850,12 @@ async def _bench_rig(cfg: BenchConfig, path: Path, mode: str, texts: Sequence[st
         await redis.aclose()
 
 
+async def _redis_cpu(redis: Any) -> float:
+    """CPU seconds the Redis server has used (user + system, from ``INFO cpu``)."""
+    info = await redis.info("cpu")
+    return float(info.get("used_cpu_user", 0.0)) + float(info.get("used_cpu_sys", 0.0))
+
+
 async def _measured_step(
     rig: Rig, texts: Sequence[str], rate: float, length: float, seed: int
 ) -> dict[str, Any]:
@@ -857,9 +863,11 @@ async def _measured_step(
     every worker's loop thread, summed; every client loop thread, summed and net of the load
     generator's own CPU (``_shadow_generator``, run beside each client)."""
     before = [_scrape(wp.metrics_port) for wp in rig.workers]
+    r_cpu = await _redis_cpu(rig.client.redis)
     w_cpu = sum(_thread_cpu(wp.proc.pid) for wp in rig.workers)
     raw = await rig.load.step(texts, rate, length, seed)
     w_cpu = sum(_thread_cpu(wp.proc.pid) for wp in rig.workers) - w_cpu
+    r_cpu = await _redis_cpu(rig.client.redis) - r_cpu
     after = [_scrape(wp.metrics_port) for wp in rig.workers]
     step = _summarise(raw, rate)
     c_cpu, gen_cpu = raw["client_cpu"], raw["generator_cpu"]
@@ -877,6 +885,9 @@ async def _measured_step(
             "client_cpu_ms_per_msg": round(max(0.0, c_cpu - gen_cpu) / n * 1000, 4),
             "client_thread_cpu_ms_per_msg": round(c_cpu / n * 1000, 4),
             "load_generator_cpu_ms_per_msg": round(gen_cpu / n * 1000, 4),
+            # The Redis server's CPU (all its threads; anything else using this Redis counts too):
+            # one single-threaded server carries every worker and client, so this bounds a fleet.
+            "redis_cpu_ms_per_msg": round(r_cpu / n * 1000, 4),
             # Summed over workers: the share of one model's time (> 1 when several run at once).
             "model_busy_share": round(model_s / length, 3),
             "gflops_real": round(real * FLOP_PER_TOKEN / model_s / 1e9, 1) if model_s else 0.0,
@@ -928,6 +939,7 @@ async def transport_glue(
             "worker_loop_ms": top["worker_loop_cpu_ms_per_msg"],
             "client_ms": top["client_cpu_ms_per_msg"],
             "load_generator_ms": top["load_generator_cpu_ms_per_msg"],
+            "redis_ms": top["redis_cpu_ms_per_msg"],
             "total_ms": round(top["worker_loop_cpu_ms_per_msg"] + top["client_cpu_ms_per_msg"], 4),
         },
         "steps": steps,

@@ -55,6 +55,7 @@ async def test_transport_scales_out_to_several_workers_and_client_processes(
         length = max(2.0, 1500 / s["rate"])
         assert 0.8 * s["rate"] * length < s["sent"] < 1.2 * s["rate"] * length
         assert s["worker_loop_cpu_ms_per_msg"] > 0 and s["load_generator_cpu_ms_per_msg"] > 0
+        assert s["redis_cpu_ms_per_msg"] > 0  # the server's own CPU, from INFO cpu
     assert out["saturation_rps"] >= 200
     summary = out["worker_summary"]
     assert summary["workers"] == 2 and len(set(summary["consumers"])) == 2
