@@ -68,6 +68,8 @@ class BenchConfig:
     workers: int = 1
     #: Load-generator processes, each with its own ``RedisScoreClient`` (1 = in this process).
     client_procs: int = 1
+    #: Only the transport-alone ladder (fake backend): no model runs, no naive baseline.
+    transport_only: bool = False
     quick: bool = False
     seed: int = 7
     extra: dict[str, Any] = field(default_factory=dict)
@@ -1001,7 +1003,17 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
     data = Path(cfg.data_dir)
     texts = load_messages(data, 600 if cfg.quick else 3000, cfg.seed)
     eval_texts, eval_labels = load_eval(data, 200 if cfg.quick else 800, cfg.seed)
+    machine = _machine(cfg, gpu, torch.__version__)
     path, model_note = ensure_artifact(cfg.model, progress)
+    if cfg.transport_only:
+        say(f"the Redis transport alone: {cfg.workers} worker(s), {cfg.client_procs} client process(es)")
+        return {
+            "bench": "chatmod bench --transport-only",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine,
+            "transport": asyncio.run(transport_glue(cfg, path, texts, progress)),
+            "seconds": round(time.time() - started, 1),
+        }
     say(f"model {path} ({model_note}); {len(texts)} messages; threads {cfg.threads}; SLO p99 <= {slo} ms")
 
     ceiling = matmul_gflops(cfg.threads)
@@ -1070,21 +1082,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
     report = {
         "bench": "chatmod bench",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cores": os.cpu_count(),
-            "torch_threads": cfg.threads,
-            "worker_serial_tokens": cfg.serial_tokens,
-            "workers": max(1, cfg.workers),
-            "client_procs": max(1, cfg.client_procs),
-            "worker_max_wait_ms": cfg.max_wait_ms
-            if cfg.max_wait_ms is not None
-            else "default (0 CPU, 2 CUDA)",
-            "gpu": gpu,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine,
         "model": {"path": str(path), "note": model_note},
         "slo_p99_ms": slo,
         "goodput_rps": {m: g["goodput_rps"] for m, g in goodput.items()},
@@ -1137,6 +1135,22 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
         "seconds": round(time.time() - started, 1),
     }
     return report
+
+
+def _machine(cfg: BenchConfig, gpu: bool, torch_version: str) -> dict[str, Any]:
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": cfg.threads,
+        "worker_serial_tokens": cfg.serial_tokens,
+        "workers": max(1, cfg.workers),
+        "client_procs": max(1, cfg.client_procs),
+        "worker_max_wait_ms": cfg.max_wait_ms if cfg.max_wait_ms is not None else "default (0 CPU, 2 CUDA)",
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def _loose_stages(steps: Sequence[dict[str, Any]], limit: float) -> dict[str, Any] | None:

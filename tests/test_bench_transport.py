@@ -61,3 +61,26 @@ async def test_transport_scales_out_to_several_workers_and_client_processes(
     assert summary["workers"] == 2 and len(set(summary["consumers"])) == 2
     assert all(n > 0 for n in summary["answered_by_worker"])  # the stream really was shared
     assert summary["answered"] >= sum(s["sent"] for s in steps)  # + warm-up and readiness requests
+
+
+def test_bench_cli_transport_only_with_client_processes(redis: Redis, shared_data: Path) -> None:
+    """``chatmod bench --transport-only --workers 2 --client-procs 2 --json`` as a user runs it: one
+    JSON object on stdout, the transport figures from spawned client processes, no model section."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from bot.cli import main; main()", "bench", "--transport-only"]
+    cmd += ["--quick", "--json", "--workers", "2", "--client-procs", "2", "--data-dir", str(shared_data)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=110, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["bench"] == "chatmod bench --transport-only"
+    assert (report["machine"]["workers"], report["machine"]["client_procs"]) == (2, 2)
+    assert "goodput_rps" not in report and "naive_pipeline" not in report
+    transport = report["transport"]
+    assert transport["saturation_rps"] >= 200
+    assert all(s["errors"] == 0 and s["client_procs"] == 2 for s in transport["steps"])
+    assert transport["at_saturation"]["redis_ms"] > 0

@@ -240,6 +240,12 @@ def register(app: typer.Typer) -> None:
                 "a few thousand msgs/s: a GPU fleet needs several)."
             ),
         ] = 1,
+        transport_only: Annotated[
+            bool,
+            typer.Option(
+                help="Only the Redis transport alone (workers with the fake backend), about a minute."
+            ),
+        ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         quick: Annotated[bool, typer.Option(help="Smaller samples (smoke test).")] = False,
     ) -> None:
@@ -261,6 +267,7 @@ def register(app: typer.Typer) -> None:
             serial_tokens=serial_tokens,
             workers=max(1, workers),
             client_procs=max(1, client_procs),
+            transport_only=transport_only,
             quick=quick,
         )
         report = run_bench(cfg, progress=None if as_json else typer.echo)
