@@ -1030,7 +1030,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
 
     call = naive_pipeline_call(path, cfg.threads, gpu)
     service = naive_service_times(call, texts[: 150 if cfg.quick else 400])
-    ideal = {
+    ideal: dict[str, Any] = {
         "throughput_rps": round(1 / statistics.mean(service), 1),
         "service_ms": percentiles([s * 1000 for s in service]),
         "goodput_by_slo": {
@@ -1062,7 +1062,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
     # Glue is fixed cost per loop turn amortised over messages: quote it at the busiest step.
     at = max(goodput[best_mode]["steps"], key=lambda st: st["achieved_rps"]) if best_mode else None
     glue = None
-    if at:
+    if at and best_mode:
         glue = {
             "measured_at_rps": at["achieved_rps"],
             "worker_loop_ms": at["worker_loop_cpu_ms_per_msg"],
