@@ -708,9 +708,6 @@ class _InProcessLoad:
     async def step(self, texts: Sequence[str], rate: float, length: float, seed: int) -> dict[str, Any]:
         return await _client_step(self.client, texts, rate, length, seed)
 
-    async def close(self) -> None:
-        return None
-
 
 def _client_process(conn: Any, redis_url: str, stream: str, group: str, texts: list[str]) -> None:
     """A client process of ``_ProcessLoad``: its own event loop, connection and ``RedisScoreClient``;
@@ -827,13 +824,13 @@ async def _bench_rig(cfg: BenchConfig, path: Path, mode: str, texts: Sequence[st
     # The worker takes stream and group from settings (env here); results keys keep their default prefix.
     names = StreamNames(stream=workers[0].stream, group=workers[0].group)
     summary: dict[str, Any] = {}
-    load: _InProcessLoad | _ProcessLoad | None = None
+    load: _ProcessLoad | None = None
     try:
         async with RedisScoreClient(redis, names=names, max_pending=1_000_000) as client:
             if cfg.client_procs > 1:
                 load = _ProcessLoad(cfg.client_procs, cfg.redis_url, names.stream, names.group, texts)
             await _wait_ready(client, workers)
-            if isinstance(load, _ProcessLoad):
+            if load is not None:
                 await load.ready()
             yield Rig(workers, load or _InProcessLoad(client), client, summary)
     finally:
