@@ -4,7 +4,8 @@ Figures, all from one run on this machine:
 
 * **goodput** — the highest Poisson arrival rate whose p99 latency (client enqueue → result read)
   stays within the SLO (50 ms CPU / 20 ms GPU), for each worker mode: ``fp32`` (torch eager), ``onnx``
-  (fp32 on ONNX Runtime, the same weights) and ``int8`` (torch dynamic quantisation). The worker runs
+  (fp32 on ONNX Runtime, the same weights), ``int8`` (torch dynamic quantisation) and ``onnx-int8``
+  (ONNX Runtime dynamic quantisation, per-channel weights). The worker runs
   as a real ``chatmod worker`` subprocess on the real Redis; the load generator is this process.
 * **naive** — a transformers ``text-classification`` pipeline called once per message, on the same
   weights and threads, fed the same open-loop arrivals in this process (one call at a time, FIFO),
@@ -53,7 +54,7 @@ class BenchConfig:
     model: str | None = None
     data_dir: str = "../shared/data"
     threads: int = 2
-    modes: tuple[str, ...] = ("fp32", "onnx", "int8")
+    modes: tuple[str, ...] = ("fp32", "onnx", "int8", "onnx-int8")
     step_seconds: float = 4.0
     #: A step lasts at least long enough for this many requests, so its p99 is not just its slowest
     #: request (at 10 msg/s a 4-s step has 40); 0 = fixed ``step_seconds``.
@@ -189,17 +190,29 @@ def matmul_gflops(threads: int) -> dict[str, float]:
     return {**rates, "model_mix": round(weighted, 1)}
 
 
+#: Every worker mode: ``fp32`` (torch eager), ``onnx`` (fp32 on ONNX Runtime), ``int8`` (torch dynamic
+#: quantisation), ``onnx-int8`` (ONNX Runtime dynamic quantisation).
+MODES = ("fp32", "onnx", "int8", "onnx-int8")
+INT8_MODES = ("int8", "onnx-int8")
+
+
+def mode_engine(mode: str) -> str:
+    return "onnx" if mode in ("onnx", "onnx-int8") else "torch"
+
+
 def load_scorer(path: Path, mode: str, threads: int, max_batch: int) -> Any:
-    """``fp32`` (torch eager), ``onnx`` (fp32 on ONNX Runtime) or ``int8`` (torch dynamic quantisation)."""
+    """The CPU scorer of one of ``MODES``."""
     from moderation.scoring.backend import TorchScorer
 
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
     return TorchScorer.load(
         path,
         device="cpu",
-        quantize=mode == "int8",
+        quantize=mode in INT8_MODES,
         threads=threads,
         batch_size=max(32, max_batch),
-        engine="onnx" if mode == "onnx" else "torch",
+        engine=mode_engine(mode),  # type: ignore[arg-type]
     )
 
 
@@ -532,10 +545,10 @@ def start_worker(cfg: BenchConfig, path: Path, mode: str, prefix: str) -> Worker
         "--backend",
         "fake" if mode == TRANSPORT else "torch",
         "--device",
-        "cpu" if mode == "int8" else "auto",  # fp32 mode runs fp16/bf16 on CUDA when there is one
-        "--int8" if mode == "int8" else "--fp32",
+        "cpu" if mode in INT8_MODES else "auto",  # fp32 mode runs fp16/bf16 on CUDA when there is one
+        "--int8" if mode in INT8_MODES else "--fp32",
         "--engine",
-        "onnx" if mode == "onnx" else "torch",
+        "torch" if mode == TRANSPORT else mode_engine(mode),
         "--threads",
         str(cfg.threads),
         "--max-batch",
@@ -1015,7 +1028,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
 
     ceiling = matmul_gflops(cfg.threads)
     say(f"fp32 matmul, best of 5 on an idle moment: {ceiling}")
-    scorers = {m: load_scorer(path, m, cfg.threads, cfg.max_batch) for m in ("fp32", "onnx", "int8")}
+    scorers = {m: load_scorer(path, m, cfg.threads, cfg.max_batch) for m in MODES}
     offline, interleaved = offline_throughput(scorers, texts[: 400 if cfg.quick else 1000], cfg.max_batch)
     ceiling.update(interleaved)
     say(f"fp32 matmul interleaved with the model runs: {interleaved}")
@@ -1122,6 +1135,15 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
             "int8_vs_onnx_fp32_throughput": round(
                 offline["int8"]["real_tokens_per_s"] / offline["onnx"]["real_tokens_per_s"], 2
             ),
+            # ONNX Runtime's int8 (per-channel weights) against the same two fp32 engines.
+            "onnx_int8_throughput_ratio": round(
+                offline["onnx-int8"]["real_tokens_per_s"] / offline["fp32"]["real_tokens_per_s"], 2
+            ),
+            "onnx_int8_vs_onnx_fp32_throughput": round(
+                offline["onnx-int8"]["real_tokens_per_s"] / offline["onnx"]["real_tokens_per_s"], 2
+            ),
+            "auc_any_toxic_onnx_int8": round(auc["onnx-int8"], 4),
+            "onnx_int8_auc_drop": round(auc["fp32"] - auc["onnx-int8"], 4),
             "eval_rows": len(eval_texts),
         },
         "stages_at_goodput_ms": {m: (g["at_goodput"] or {}).get("stages_ms") for m, g in goodput.items()},
@@ -1181,6 +1203,8 @@ def _targets(
     best = max((g["goodput_rps"] for g in goodput.values()), default=0.0)
     ratio = best / naive_ref["rps"] if naive_ref["rps"] else None
     top = max(("fp32", "onnx"), key=lambda m: offline[m]["share_of_fp32_matmul"])
+    int8 = [m for m in INT8_MODES if m in offline]
+    q8 = max(int8, key=lambda m: offline[m]["real_tokens_per_s"])
     return {
         "goodput_vs_naive_ge_3.5x": {
             "value": None if ratio is None else round(ratio, 2),
@@ -1196,13 +1220,21 @@ def _targets(
             "value": max(offline[m]["padding_waste"] for m in offline),
             "met": all(offline[m]["padding_waste"] <= 0.10 for m in offline),
         },
+        # Both int8 engines against torch fp32; judged on the faster one, each one's figures beside.
         "int8_throughput_ge_1.6x": {
-            "value": round(offline["int8"]["real_tokens_per_s"] / offline["fp32"]["real_tokens_per_s"], 2),
-            "met": offline["int8"]["real_tokens_per_s"] >= 1.6 * offline["fp32"]["real_tokens_per_s"],
+            "value": round(offline[q8]["real_tokens_per_s"] / offline["fp32"]["real_tokens_per_s"], 2),
+            "mode": q8,
+            "met": offline[q8]["real_tokens_per_s"] >= 1.6 * offline["fp32"]["real_tokens_per_s"],
+            "by_mode": {
+                m: round(offline[m]["real_tokens_per_s"] / offline["fp32"]["real_tokens_per_s"], 2)
+                for m in int8
+            },
         },
         "int8_auc_drop_le_0.002": {
-            "value": round(auc["fp32"] - auc["int8"], 4),
-            "met": auc["fp32"] - auc["int8"] <= 0.002,
+            "value": round(auc["fp32"] - auc[q8], 4),
+            "mode": q8,
+            "met": auc["fp32"] - auc[q8] <= 0.002,
+            "by_mode": {m: round(auc["fp32"] - auc[m], 4) for m in int8},
         },
         "glue_cpu_le_0.3ms": {
             "value": glue["total_ms"] if glue else None,

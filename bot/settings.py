@@ -52,8 +52,9 @@ class ModelSettings(BaseModel):
     #: CPU: model calls of at most this many padded tokens run on one thread, longer ones on `threads`
     #: (0 = every call on `threads`).
     serial_tokens: int = Field(0, ge=0)
-    #: CPU fp32 inference engine: "torch" (eager) or "onnx" (ONNX Runtime on the same weights, faster;
-    #: needs the `onnx` extra). int8 and CUDA always use torch.
+    #: CPU inference engine: "torch" (eager) or "onnx" (ONNX Runtime on the same weights, faster;
+    #: needs the `onnx` extra). With `int8` on, "onnx" quantises in ONNX Runtime — the fastest CPU
+    #: path (BENCHMARKS.md). CUDA always uses torch.
     engine: Literal["torch", "onnx"] = "torch"
 
 

@@ -44,5 +44,9 @@ def test_eval_command_writes_the_report(shared_data: Path, tmp_path: Path) -> No
     assert q["n"] == metrics["valid_rows"]
     assert 0.0 < q["mean_abs_prob_diff"] < 0.1
     assert 0.5 < q["jigsaw_int8"]["any_toxic_auc"] <= 1.0
+    o = metrics["int8_onnx"]  # ONNX Runtime's int8 on the same rows
+    assert o["engine"] == "onnx" and o["n"] == q["n"]
+    assert 0.0 < o["mean_abs_prob_diff"] < 0.1
+    assert "ONNX Runtime, per-channel" in report
     for heading in ("int8", "TF-IDF", "Robustness", "toxic spans"):
         assert heading.lower() in report.lower(), heading

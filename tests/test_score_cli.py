@@ -71,6 +71,23 @@ def test_no_trailing_newline_and_files(artifact: Path, tmp_path: Path) -> None:
     assert len(rows(dst.read_bytes())) == 2
 
 
+def test_onnx_int8_engine_keeps_the_contract(artifact: Path, tmp_path: Path) -> None:
+    """`--engine onnx --int8` (ONNX Runtime int8) on the shipped model: same rows, same order, close
+    to the fp32 scores."""
+    src = tmp_path / "in.jsonl"
+    texts = ["you idiot", "", "nice work " * 300, "thanks for the help", "I will find you and hurt you"]
+    src.write_text("\n".join(json.dumps({"text": t}) for t in texts) + "\n")
+    fp32 = chatmod("score", "--input", str(src), "-q")
+    q = chatmod("score", "--input", str(src), "-q", "--engine", "onnx", "--int8")
+    assert q.returncode == 0 and fp32.returncode == 0, q.stderr.decode()
+    a, b = rows(fp32.stdout), rows(q.stdout)
+    assert len(b) == len(texts) and all(list(r) == list(LABELS) for r in b)
+    assert b[1] == dict.fromkeys(LABELS, 0.0)
+    assert max(abs(x[k] - y[k]) for x, y in zip(a, b, strict=True) for k in LABELS) < 0.1
+    bad = chatmod("score", "--model", str(artifact), "--input", str(src), "--engine", "tensorrt")
+    assert bad.returncode == 2 and b"engine" in bad.stderr
+
+
 def test_invalid_json_names_the_line(artifact: Path) -> None:
     bad = b'{"text": "fine"}\n{"text": "fine"}\n{not json}\n{"text": "x"}\n'
     result = chatmod("score", "--model", str(artifact), stdin=bad)

@@ -150,13 +150,19 @@ def robustness(
 
 
 def int8_comparison(
-    model_dir: Path | None, rows: Sequence[Example], fp32_probs: np.ndarray, fp32_seconds: float
+    model_dir: Path | None,
+    rows: Sequence[Example],
+    fp32_probs: np.ndarray,
+    fp32_seconds: float,
+    engine: str = "torch",
 ) -> dict[str, Any]:
     """int8 vs fp32 on the same rows: per-label AUC (where known), probability shift, speed, and the
-    Jigsaw rows' mean six-label / any-toxic AUC (the only source that carries the rare labels)."""
+    Jigsaw rows' mean six-label / any-toxic AUC (the only source that carries the rare labels).
+    ``engine`` picks the quantiser: ``torch`` (dynamic, per-tensor) or ``onnx`` (ONNX Runtime,
+    per-channel weights)."""
     from moderation.scoring.backend import TorchScorer
 
-    q = TorchScorer.load(model_dir, device="cpu", quantize=True)
+    q = TorchScorer.load(model_dir, device="cpu", quantize=True, engine=engine)  # type: ignore[arg-type]
     texts = [e.text for e in rows]
     t0 = time.perf_counter()
     qp = score_probs(q, texts)
@@ -164,6 +170,7 @@ def int8_comparison(
     fp = per_label(fp32_probs, rows)
     qr = per_label(qp, rows)
     out: dict[str, Any] = {
+        "engine": engine,
         "n": len(rows),
         "fp32_msgs_per_s": len(rows) / fp32_seconds,
         "int8_msgs_per_s": len(rows) / q_seconds,
@@ -192,6 +199,14 @@ def int8_comparison(
                 "any_toxic_auc": safe_auc(y.max(axis=1), p.max(axis=1)),
             }
     return out
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return (
+        importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+    )
 
 
 def baseline_probs(split: Split, run_dir: Path | None) -> np.ndarray:
@@ -279,6 +294,8 @@ def evaluate_artifact(
     if int8:
         # The whole split, not a sample: a sample of 1,500 held two or three threat positives.
         report["int8"] = int8_comparison(model_dir, valid, probs, fp32_seconds)
+        if _has_onnxruntime():
+            report["int8_onnx"] = int8_comparison(model_dir, valid, probs, fp32_seconds, engine="onnx")
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
     path = out_dir / "report.md"
     path.write_text(render_markdown(report), encoding="utf-8")
@@ -361,11 +378,13 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"{s['posts']} posts; occlusion span F1 **{s['span_f1']:.3f}** (all words marked: "
             f"{s['all_words_f1']:.3f}; nothing marked: {s['no_words_f1']:.3f}). Method: {s['method']}.",
         ]
-    if "int8" in r:
-        q = r["int8"]
+    for key, title in (("int8", "torch"), ("int8_onnx", "ONNX Runtime, per-channel weights")):
+        if key not in r:
+            continue
+        q = r[key]
         lines += [
             "",
-            "## CPU int8 (dynamic quantisation) vs fp32",
+            f"## CPU int8 (dynamic quantisation, {title}) vs fp32",
             "",
             f"{q['n']} validation messages; fp32 {q['fp32_msgs_per_s']:.1f} msg/s, int8 "
             f"{q['int8_msgs_per_s']:.1f} msg/s; mean AUC drop {_f(q['mean_auc_drop'])}; max |Δp| "

@@ -122,7 +122,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0 = default).")] = None,
         engine: Annotated[
-            str | None, typer.Option(help="CPU fp32 engine: torch or onnx (ONNX Runtime).")
+            str | None,
+            typer.Option(help="CPU engine: torch or onnx (ONNX Runtime; with --int8 quantised by ORT)."),
         ] = None,
         serial_tokens: Annotated[
             int | None,
@@ -212,8 +213,11 @@ def register(app: typer.Typer) -> None:
         ] = 0,
         modes: Annotated[
             str,
-            typer.Option(help="Worker modes to load-test: fp32 (torch), onnx (fp32 on ONNX Runtime), int8."),
-        ] = "fp32,onnx,int8",
+            typer.Option(
+                help="Worker modes to load-test: fp32 (torch), onnx (fp32 on ONNX Runtime), int8 (torch), "
+                "onnx-int8 (ONNX Runtime int8)."
+            ),
+        ] = "fp32,onnx,int8,onnx-int8",
         step_seconds: Annotated[float, typer.Option(help="Length of each arrival-rate step.")] = 4.0,
         min_samples: Annotated[
             int, typer.Option(help="Stretch a step to about this many requests (p99 from enough samples).")
@@ -270,5 +274,10 @@ def register(app: typer.Typer) -> None:
             transport_only=transport_only,
             quick=quick,
         )
+        from bot.bench import MODES
+
+        unknown = [m for m in cfg.modes if m not in MODES]
+        if unknown or not cfg.modes:
+            raise typer.BadParameter(f"modes must be among {', '.join(MODES)}", param_hint="--modes")
         report = run_bench(cfg, progress=None if as_json else typer.echo)
         typer.echo(json.dumps(report, indent=None if as_json else 2))
