@@ -25,6 +25,8 @@ def test_compose_services_and_commands_exist() -> None:
         path = command[1:3] if command[1] == "db" else command[1:2]  # the (sub)command, not its options
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, f"{name}: `chatmod {' '.join(path)}` is not a command\n{result.output}"
+        result = runner.invoke(app, [*command[1:], "--help"])  # and its options parse
+        assert result.exit_code == 0, f"{name}: `{' '.join(command)}` does not parse\n{result.output}"
     # every chatmod service waits for healthy databases and the migration
     for name in ("bot", "worker", "api"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
