@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -255,7 +256,9 @@ def test_onnx_engine_matches_torch(scorer) -> None:  # type: ignore[no-untyped-d
     assert onnx.explain("you stupid idiot")[0].words[0][0] in {"idiot", "stupid"}
 
 
-def test_onnx_int8_agrees_with_fp32_closer_than_torch_int8(shared_data: Path) -> None:
+def test_onnx_int8_agrees_with_fp32_closer_than_torch_int8(
+    shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """ONNX Runtime int8 (per-channel weights, the outlier layer and the head kept fp32) on the shipped
     model: quantised MatMuls in the graph, the kept layer a plain MatMul, and real comments' probabilities
     closer to fp32 than the torch int8 path's (per-tensor weight scales)."""
@@ -274,8 +277,12 @@ def test_onnx_int8_agrees_with_fp32_closer_than_torch_int8(shared_data: Path) ->
     with (shared_data / "jigsaw2018_train_subset.csv").open(newline="", encoding="utf-8") as fh:
         texts = [r["comment_text"] for r in csv.DictReader(fh) if len(r["comment_text"]) < 400][:160]
     texts += ["", "I will find you and hurt you. " * 80]  # an empty text and a many-window one
-    q = TorchScorer.load(None, device="cpu", threads=1, quantize=True, engine="onnx")
+    with caplog.at_level(logging.INFO):
+        q = TorchScorer.load(None, device="cpu", threads=1, quantize=True, engine="onnx")
     assert q.engine == "onnx" and q.quantized and q.version.endswith("+int8")
+    # ORT's quantiser logs a note per tensor on the root logger: kept out of the service's logs.
+    assert not [r for r in caplog.records if r.name == "root"]
+    assert any(r.getMessage() == "model loaded" for r in caplog.records)
     fp = TorchScorer.load(None, device="cpu", threads=1)
     graph = onnx.load_from_string(quantize_onnx(export_onnx(fp._model)))  # what load() quantised
     ops = [n.op_type for n in graph.graph.node]

@@ -75,6 +75,15 @@ def _onnx_node_prefix(module_name: str) -> str:
     return "/encoder/" + re.sub(r"\.(?!\d)", "/", module_name) + "/"
 
 
+class _QuietRoot(logging.Filter):
+    """On the root logger: drops records logged *on root itself* below ERROR (ORT's quantiser logs its
+    per-tensor notes and a "consider pre-processing" hint there). Records from named loggers propagate
+    to root's handlers without passing root's filters, so everything else is untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
 def quantize_onnx(onnx_model: bytes) -> bytes:
     """``onnx_model`` (an ``export_onnx`` graph) with ONNX Runtime int8 dynamic quantisation.
 
@@ -99,8 +108,8 @@ def quantize_onnx(onnx_model: bytes) -> bytes:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(onnx_model)
         root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # the quantiser logs a "consider pre-processing" hint to root
+        hint = _QuietRoot()
+        root.addFilter(hint)
         try:
             quantize_dynamic(
                 src,
@@ -111,7 +120,7 @@ def quantize_onnx(onnx_model: bytes) -> bytes:
                 nodes_to_exclude=keep,
             )
         finally:
-            root.setLevel(level)
+            root.removeFilter(hint)
         return dst.read_bytes()
 
 
