@@ -90,3 +90,37 @@ def test_naive_reference_is_the_kinder_of_live_and_replayed(
 ) -> None:
     naive = {"goodput_rps": live, "replayed_trace": {"goodput_by_slo": {"p99<=50ms": replayed}}}
     assert naive_reference(naive, 50.0) == expected
+
+
+def test_int8_targets_are_judged_on_the_faster_engine_with_both_beside() -> None:
+    from bot.bench import _targets
+
+    def off(tps: float) -> dict[str, Any]:
+        return {"real_tokens_per_s": tps, "share_of_fp32_matmul": tps / 1000, "padding_waste": 0.05}
+
+    offline = {"fp32": off(1000), "onnx": off(1500), "int8": off(1700), "onnx-int8": off(2900)}
+    auc = {"fp32": 0.990, "onnx": 0.990, "int8": 0.9905, "onnx-int8": 0.9885}
+    t = _targets({}, {"rps": 0.0, "source": "live"}, offline, auc, None)
+    assert t["int8_throughput_ge_1.6x"]["mode"] == "onnx-int8"
+    assert t["int8_throughput_ge_1.6x"]["value"] == 2.9 and t["int8_throughput_ge_1.6x"]["met"]
+    assert t["int8_throughput_ge_1.6x"]["by_mode"] == {"int8": 1.7, "onnx-int8": 2.9}
+    # the AUC target is read on the same (faster) engine: its drop of 0.0015 passes, torch's -0.0005 is beside
+    assert t["int8_auc_drop_le_0.002"]["mode"] == "onnx-int8" and t["int8_auc_drop_le_0.002"]["met"]
+    assert t["int8_auc_drop_le_0.002"]["by_mode"] == {"int8": -0.0005, "onnx-int8": 0.0015}
+    auc["onnx-int8"] = 0.985  # a drop of 0.005 on the faster engine fails the target
+    assert not _targets({}, {"rps": 0.0, "source": "live"}, offline, auc, None)["int8_auc_drop_le_0.002"][
+        "met"
+    ]
+    # runs without the ORT int8 mode still judge torch int8
+    del offline["onnx-int8"]
+    assert (
+        _targets({}, {"rps": 0.0, "source": "live"}, offline, auc, None)["int8_throughput_ge_1.6x"]["mode"]
+        == "int8"
+    )
+
+
+def test_load_scorer_rejects_unknown_modes() -> None:
+    from bot.bench import load_scorer
+
+    with pytest.raises(ValueError, match="onnx-int8"):
+        load_scorer(Path("."), "int4", 1, 64)
