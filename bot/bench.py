@@ -46,6 +46,10 @@ FLOP_PER_TOKEN = 21.6e6  # MiniLM-L6-H384: 6 layers x (4·384² + 2·384·1536) 
 Progress = Callable[[str], None] | None
 #: Pseudo-mode: the worker with the ``fake`` backend, to measure the Redis transport alone.
 TRANSPORT = "transport"
+#: Every worker mode: ``fp32`` (torch eager), ``onnx`` (fp32 on ONNX Runtime), ``int8`` (torch dynamic
+#: quantisation), ``onnx-int8`` (ONNX Runtime dynamic quantisation).
+MODES = ("fp32", "onnx", "int8", "onnx-int8")
+INT8_MODES = ("int8", "onnx-int8")
 
 
 @dataclass
@@ -54,7 +58,7 @@ class BenchConfig:
     model: str | None = None
     data_dir: str = "../shared/data"
     threads: int = 2
-    modes: tuple[str, ...] = ("fp32", "onnx", "int8", "onnx-int8")
+    modes: tuple[str, ...] = MODES
     step_seconds: float = 4.0
     #: A step lasts at least long enough for this many requests, so its p99 is not just its slowest
     #: request (at 10 msg/s a 4-s step has 40); 0 = fixed ``step_seconds``.
@@ -188,12 +192,6 @@ def matmul_gflops(threads: int) -> dict[str, float]:
     # The encoder's FLOPs: 4 of 6 GEMM units are 384x384 (QKV, out), 4 are the FFN (384x1536 and back).
     weighted = 1 / (1 / 3 / rates["384x384"] + 1 / 3 / rates["384x1536"] + 1 / 3 / rates["1536x384"])
     return {**rates, "model_mix": round(weighted, 1)}
-
-
-#: Every worker mode: ``fp32`` (torch eager), ``onnx`` (fp32 on ONNX Runtime), ``int8`` (torch dynamic
-#: quantisation), ``onnx-int8`` (ONNX Runtime dynamic quantisation).
-MODES = ("fp32", "onnx", "int8", "onnx-int8")
-INT8_MODES = ("int8", "onnx-int8")
 
 
 def mode_engine(mode: str) -> str:
@@ -548,7 +546,7 @@ def start_worker(cfg: BenchConfig, path: Path, mode: str, prefix: str) -> Worker
         "cpu" if mode in INT8_MODES else "auto",  # fp32 mode runs fp16/bf16 on CUDA when there is one
         "--int8" if mode in INT8_MODES else "--fp32",
         "--engine",
-        "torch" if mode == TRANSPORT else mode_engine(mode),
+        mode_engine(mode),  # torch for the transport pseudo-mode (its fake backend ignores it)
         "--threads",
         str(cfg.threads),
         "--max-batch",
