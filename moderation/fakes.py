@@ -190,7 +190,7 @@ class MemoryStore:
         self.cases: dict[int, Case] = {}
         self.by_key: dict[MessageKey, int] = {}
         self.overrides: list[Override] = []
-        self.actions: set[tuple[int, str]] = set()
+        self.actions: dict[tuple[int, str], None] = {}  # insertion-ordered
         self.strikes: list[Strike] = []
         self.appeals: dict[int, Appeal] = {}
         self.audit: list[AuditEntry] = []
@@ -276,8 +276,14 @@ class MemoryStore:
     async def mark_action(self, case_id: int, action: str) -> bool:
         if (case_id, action) in self.actions:
             return False
-        self.actions.add((case_id, action))
+        self.actions[(case_id, action)] = None
         return True
+
+    async def unmark_action(self, case_id: int, action: str) -> None:
+        self.actions.pop((case_id, action), None)
+
+    async def applied_actions_for(self, case_id: int) -> list[str]:
+        return [action for cid, action in self.actions if cid == case_id]
 
     async def add_strike(self, strike: Strike) -> None:
         self.strikes.append(strike)

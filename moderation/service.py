@@ -268,6 +268,9 @@ class ModerationService:
             await step()
         except PlatformActionFailed as exc:
             log.error("action %s failed for case %s: %s", name, case.id, exc)
+            # Not applied after all: the record stays true (a restore only reposts what was removed)
+            # and a later attempt — a moderator upholding the case — applies it.
+            await self._store.unmark_action(case.id, name)
             await self._audit(
                 self._clock.now(),
                 "system",
@@ -277,6 +280,7 @@ class ModerationService:
                 action=name,
                 error=str(exc),
                 status=exc.status,
+                retryable=exc.retryable,
             )
             if exc.status == 403:
                 await self._alert_once(
@@ -306,16 +310,19 @@ class ModerationService:
         now = self._clock.now()
         actions = self.actions_for(case.key.platform)
         action = case.decision.action
-        removed = action in (Action.HOLD, Action.DELETE, Action.TIMEOUT)
+        # What was actually done to the message: a hold or delete the platform refused is not marked.
+        applied = set(await self._store.applied_actions_for(case.id))
+        removed = bool(applied & {"hold", "delete"})
 
         if verdict in _NEGATIVE:
             if removed:
                 await self._run_action(case, "restore", lambda: actions.restore(case))
             await self._store.reverse_strikes(case.id)
         else:
-            # Uphold, delete and timeout all remove the message; an upheld automatic timeout was already
-            # applied (and is marked), so only an explicit Timeout verdict can add one.
-            if action is not Action.DELETE and action is not Action.TIMEOUT:
+            # Uphold, delete and timeout all remove the message: a delete already applied is not
+            # repeated, one that failed is retried now. An upheld automatic timeout was already applied
+            # (and is marked), so only an explicit Timeout verdict can add one.
+            if "delete" not in applied:
                 await self._run_action(case, "delete", lambda: actions.delete(case))
             if verdict is Verdict.TIMEOUT and not actions.capabilities.can_timeout:
                 # e.g. Slack: no member timeouts. The removal and strike stand; the audit says why.

@@ -257,6 +257,51 @@ async def test_forbidden_action_is_recorded_and_reported_once(loop: Loop) -> Non
     assert len(failures) == 2 and failures[0].detail["status"] == 403
 
 
+class FlakyDelete(RecordingActions):
+    """Discord answers the first ``failures`` deletes with a 503 that outlasted discord.py's retries."""
+
+    failures = 1
+
+    async def delete(self, case):
+        if self.failures:
+            self.failures -= 1
+            raise PlatformActionFailed("delete", "Discord error 503", retryable=True, status=503)
+        await super().delete(case)
+
+
+async def test_failed_delete_is_not_recorded_as_applied_and_an_uphold_retries_it(loop: Loop) -> None:
+    loop.actions = FlakyDelete()
+    loop.service.register_actions(P, loop.actions)
+    await loop.auto()
+    out = await loop.service.handle_message(loop.msg("fuck off"))
+    assert out.action is Action.DELETE and "delete" not in loop.actions.names()
+    assert "delete" not in await loop.store.applied_actions_for(out.case.id)
+    failed = [e for e in await loop.store.entries("srv") if e.action == "action.failed"]
+    assert failed[-1].detail["retryable"] is True and failed[-1].detail["status"] == 503
+    await loop.service.apply_override(out.case.id, MOD, Verdict.UPHOLD)
+    assert loop.actions.names().count("delete") == 1  # retried now, and it went through
+    assert "delete" in await loop.store.applied_actions_for(out.case.id)
+
+
+async def test_uphold_does_not_repeat_an_applied_delete(loop: Loop) -> None:
+    await loop.auto()
+    out = await loop.service.handle_message(loop.msg("fuck off"))
+    assert loop.actions.names().count("delete") == 1
+    await loop.service.apply_override(out.case.id, MOD, Verdict.UPHOLD)
+    assert loop.actions.names().count("delete") == 1
+
+
+async def test_restore_reposts_only_a_message_that_was_removed(loop: Loop) -> None:
+    loop.actions = FlakyDelete()
+    loop.service.register_actions(P, loop.actions)
+    await loop.auto()
+    out = await loop.service.handle_message(loop.msg("fuck off"))
+    assert "delete" not in loop.actions.names()  # the delete failed: the message is still up
+    case = await loop.service.apply_override(out.case.id, MOD, Verdict.RESTORE)
+    assert case.verdict is Verdict.RESTORE and "restore" not in loop.actions.names()
+    assert await loop.service.live_strikes(P, "srv", "alice") == 0
+
+
 async def test_own_and_bot_messages_are_ignored(loop: Loop) -> None:
     own = await loop.service.handle_message(loop.msg("fuck", author=Member(P, "chatmod-bot", is_bot=True)))
     bot = await loop.service.handle_message(loop.msg("fuck", author=Member(P, "other-bot", is_bot=True)))

@@ -98,8 +98,10 @@ def finalize(
     version: str | None = None,
     evaluate: bool = True,
     dtype: torch.dtype = torch.float16,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Calibrate the head on validation, pick thresholds, write the artifact and its card."""
+    """Calibrate the head on validation, pick thresholds, write the artifact and its card (``extra``:
+    more card entries, replacing the defaults of the same name, e.g. ``training``)."""
     from training.calibrate import calibrate_head, choose_thresholds
     from training.metrics import validation_report
 
@@ -154,6 +156,7 @@ def finalize(
         extra={
             "dtype": str(dtype).replace("torch.", ""),
             "training": {k: v for k, v in vars(cfg).items() if k not in ("mlflow_uri", "base_model")},
+            **(extra or {}),
         },
     )
     save_artifact(out_dir, model, tokenizer, card, dtype=dtype)

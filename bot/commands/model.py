@@ -359,7 +359,67 @@ def evaluate(
     typer.echo(str(report))
 
 
+def soup(
+    models: Annotated[
+        list[Path], typer.Argument(help="Two or more artifact directories trained on the same split.")
+    ],
+    out: Annotated[Path, typer.Option(help="Artifact directory to write.")],
+    run_dir: Annotated[
+        Path,
+        typer.Option(help="A run dir of the ingredients' split (its split.pkl is reused) for the plots."),
+    ],
+    data: Annotated[Path, typer.Option(help="Shared data directory (see DATA.md).")] = DEFAULT_DATA,
+    weight: Annotated[
+        list[float] | None,
+        typer.Option("--weight", help="Mixing weight per model, in order (repeatable; default uniform)."),
+    ] = None,
+    version: str | None = None,
+    fp32: Annotated[bool, typer.Option("--fp32", help="Save fp32 weights (default fp16).")] = False,
+) -> None:
+    """Average fine-tuned artifacts' weights (a model soup), then calibrate, pick thresholds and write an
+    artifact with its card as `chatmod train` does. One model's inference cost."""
+    import torch
+
+    from moderation.scoring.artifact import ArtifactError
+    from training.pipeline import base_model_path, finalize, load_tokenizer, prepare_split
+    from training.soup import make_soup
+    from training.train import TrainConfig
+
+    if len(models) < 2:
+        raise typer.BadParameter("a soup needs at least two models", param_hint="MODELS")
+    if weight and len(weight) != len(models):
+        raise typer.BadParameter(f"{len(weight)} weights for {len(models)} models", param_hint="--weight")
+    base = base_model_path()
+    split = prepare_split(data, run_dir)
+    try:
+        model, info = make_soup(models, split, base, weight)
+    except ArtifactError as exc:
+        typer.echo(f"error: model artifact: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    cfg = TrainConfig(base_model=base)
+    first = info["ingredients"][0]["training"] or {}
+    cfg.max_length = int(first.get("max_length", cfg.max_length))
+    cfg.threads = int(first.get("threads", 0) or 0)
+    path = finalize(
+        model,
+        load_tokenizer(base),
+        split,
+        cfg,
+        run_dir,
+        out,
+        train_wall_s=info.get("train_wall_s"),
+        version=version,
+        dtype=torch.float32 if fp32 else torch.float16,
+        extra={"training": {"soup": info}},
+    )
+    typer.echo(str(path))
+
+
 def register(app: typer.Typer) -> None:
     app.command("score")(score)
     app.command("train")(train)
+    app.command("soup")(soup)
     app.command("eval")(evaluate)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from moderation.domain import (
@@ -308,6 +308,15 @@ class CaseMixin(SqlBase):
                 raise NotFound("case", case_id) from exc
             return False
         return True
+
+    async def unmark_action(self, case_id: int, action: str) -> None:
+        """Forget a mark whose action failed (the platform refused it): ``applied`` stays true."""
+        async with self._write() as s:
+            await s.execute(
+                delete(applied_actions).where(
+                    applied_actions.c.case_id == case_id, applied_actions.c.action == action
+                )
+            )
 
     async def applied_actions_for(self, case_id: int) -> list[str]:
         async with self._read() as s:

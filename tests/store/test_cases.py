@@ -160,6 +160,16 @@ async def test_mark_action_applies_at_most_once(sql_store: SqlStore) -> None:
         await sql_store.mark_action(12345, "delete")
 
 
+async def test_unmark_action_forgets_a_failed_action_only(sql_store: SqlStore) -> None:
+    case, _ = await sql_store.record_decision(msg(), scores(), delete(), T0)
+    assert await sql_store.mark_action(case.id, "delete") and await sql_store.mark_action(case.id, "notify")
+    await sql_store.unmark_action(case.id, "delete")
+    assert await sql_store.applied_actions_for(case.id) == ["notify"]
+    assert await sql_store.mark_action(case.id, "delete") is True  # a later attempt may apply it
+    await sql_store.unmark_action(case.id, "timeout")  # never marked: nothing to forget, no error
+    assert await sql_store.applied_actions_for(case.id) == ["notify", "delete"]
+
+
 async def test_concurrent_mark_action_has_one_winner(sql_store: SqlStore) -> None:
     case, _ = await sql_store.record_decision(msg(), scores(), delete(), T0)
     results = await asyncio.gather(*(sql_store.mark_action(case.id, "timeout") for _ in range(8)))
