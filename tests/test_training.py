@@ -255,3 +255,27 @@ def test_warm_start_from_an_artifact(tmp_path: Path) -> None:
     save_file({"classifier.weight": torch.zeros(2, 2)}, str(bad))
     with pytest.raises(ValueError, match="do not fit"):
         load_initial_weights(model, bad)
+
+
+@pytest.mark.slow
+def test_train_command_end_to_end_on_a_tiny_slice(shared_data: Path, tmp_path: Path) -> None:
+    """``chatmod train`` through the CLI: options reach the run config, an artifact is written and loads."""
+    from typer.testing import CliRunner
+
+    from bot.cli import _register_all, app
+    from moderation.scoring.backend import TorchScorer
+
+    _register_all()
+    out, run_dir = tmp_path / "model", tmp_path / "run"
+    common = ["train", "--data", str(shared_data), "--out", str(out), "--run-dir", str(run_dir)]
+    bad = CliRunner().invoke(app, [*common, "--source-oversample", "jigsaw"])
+    assert bad.exit_code == 2 and "SOURCE=N" in bad.output
+    opts = ["--limit", "12", "--max-steps", "2", "--no-eval", "--seed", "5", "--threads", "1"]
+    opts += ["--source-oversample", "jigsaw=2", "--version", "tiny-cli"]
+    result = CliRunner().invoke(app, [*common, *opts], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run_dir / "train_config.json").read_text())
+    assert config["seed"] == 5 and config["source_oversample"] == {"jigsaw": 2} and config["threads"] == 1
+    scorer = TorchScorer.load(out, device="cpu")
+    assert scorer.version == "tiny-cli"
+    assert set(scorer.score_batch(["hello"])[0]) == set(LABELS)

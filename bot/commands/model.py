@@ -257,6 +257,9 @@ def train(
         typer.Option(help="SOURCE=N: repeat that source's training rows N times in all (repeatable)."),
     ] = None,
     warmup: Annotated[float, typer.Option(help="Warm-up share of the steps.")] = 0.06,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the head init, batch order and augmentation (not of the split).")
+    ] = 13,
 ) -> None:
     """Fine-tune the MiniLM backbone on the shared data (+ --extra) and write a model artifact."""
     import torch
@@ -289,6 +292,7 @@ def train(
         threads=threads,
         deadline=time.time() + time_budget * 60 if time_budget else 0.0,
         warmup=warmup,
+        seed=seed,
         source_oversample=favoured,
         init_from=str(init_from) if init_from else "",
     )
