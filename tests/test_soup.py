@@ -115,6 +115,7 @@ def test_soup_command_averages_calibrates_and_loads(shared_data: Path, tmp_path:
     assert [i["version"] for i in soup["ingredients"]] == ["ingredient-1", "ingredient-2"]
     assert [i["weight"] for i in soup["ingredients"]] == [0.5, 0.5]
     assert card.metrics["train_wall_s"] == 300.0
+    assert card.metrics["train_device"] == "ingredient-1: unknown; ingredient-2: unknown"
     assert "calibration" in card.metrics and set(card.thresholds) == set(card.labels)
     scores = TorchScorer.load(out, device="cpu").score_batch(["you are wonderful"])[0]
     assert set(scores) == set(card.labels) and all(0.0 <= p <= 1.0 for p in scores.values())

@@ -99,6 +99,7 @@ def finalize(
     evaluate: bool = True,
     dtype: torch.dtype = torch.float16,
     extra: dict[str, Any] | None = None,
+    train_device: str | None = None,
 ) -> Path:
     """Calibrate the head on validation, pick thresholds, write the artifact and its card (``extra``:
     more card entries, replacing the defaults of the same name, e.g. ``training``)."""
@@ -133,7 +134,7 @@ def finalize(
         plot_losses(run_dir / "metrics.jsonl", run_dir / "loss.png")
     if train_wall_s is not None:
         metrics["train_wall_s"] = round(train_wall_s, 1)
-        metrics["train_device"] = (
+        metrics["train_device"] = train_device or (
             torch.cuda.get_device_name()
             if torch.cuda.is_available()
             else f"cpu ({cfg.threads or 'all'} threads)"

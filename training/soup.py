@@ -133,11 +133,15 @@ def make_soup(
                 "version": card.version,
                 "weight": round(share / total, 6),
                 "train_wall_s": card.metrics.get("train_wall_s"),
+                "train_device": card.metrics.get("train_device"),
                 "training": card.extra.get("training"),
             }
             for (_path, card), share in zip(cards, w, strict=True)
         ],
     }
+    info["train_device"] = "; ".join(
+        f"{card.version}: {card.metrics.get('train_device', 'unknown')}" for _path, card in cards
+    )
     walls = [card.metrics.get("train_wall_s") for _path, card in cards]
     if all(isinstance(x, int | float) for x in walls):
         info["train_wall_s"] = round(sum(float(x) for x in walls if x is not None), 1)

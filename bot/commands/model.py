@@ -415,6 +415,7 @@ def soup(
         run_dir,
         out,
         train_wall_s=info.get("train_wall_s"),
+        train_device=info["train_device"],
         version=version,
         dtype=torch.float32 if fp32 else torch.float16,
         extra={"training": {"soup": info}},
