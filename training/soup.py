@@ -23,23 +23,21 @@ import torch
 
 from moderation.labels import LABELS
 from moderation.scoring.artifact import WEIGHTS, ArtifactError, ModelCard, read_card
-from moderation.scoring.backend import ToxicityModel
+from moderation.scoring.backend import ToxicityModel, read_weights
 from training.data import Split
 
 log = logging.getLogger(__name__)
 
 
-def _load_weights(directory: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(directory) / WEIGHTS
-    if not path.is_file():
-        raise ArtifactError(path, "weights not found")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise ArtifactError(path, f"cannot read weights: {exc}") from exc
+def soup_shares(n: int, weights: Sequence[float] | None = None) -> list[float]:
+    """Mixing shares of ``n`` ingredients: ``weights`` (default uniform) normalised to sum to 1."""
+    if n < 2:
+        raise ValueError("a soup needs at least two ingredients")
+    w = [1.0] * n if weights is None else [float(x) for x in weights]
+    if len(w) != n or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
+        raise ValueError(f"soup weights must be {n} non-negative numbers with a positive sum: {w}")
+    total = sum(w)
+    return [x / total for x in w]
 
 
 def average_weights(
@@ -52,14 +50,8 @@ def average_weights(
 
     ``weights`` default to uniform and are normalised to sum to 1; non-float tensors (e.g. position ids)
     must be equal and are copied. ``names`` label the states in error messages."""
-    if len(states) < 2:
-        raise ValueError("a soup needs at least two ingredients")
+    w = soup_shares(len(states), weights)
     names = list(names) if names is not None else [f"#{i + 1}" for i in range(len(states))]
-    w = [1.0] * len(states) if weights is None else [float(x) for x in weights]
-    if len(w) != len(states) or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-        raise ValueError(f"soup weights must be {len(states)} non-negative numbers with a positive sum: {w}")
-    total = sum(w)
-    w = [x / total for x in w]
     first = states[0]
     for name, state in zip(names[1:], states[1:], strict=True):
         if state.keys() != first.keys():
@@ -110,13 +102,14 @@ def make_soup(
     weights: Sequence[float] | None = None,
 ) -> tuple[ToxicityModel, dict[str, Any]]:
     """Average the ingredients into a fresh model (eval mode, fp32) and describe them for the card."""
+    shares = soup_shares(len(ingredients), weights)
     cards = [(Path(p), read_card(p)) for p in ingredients]
     check_same_split(cards, split)
     for path, card in cards:
         if tuple(card.labels) != LABELS:
             raise ArtifactError(path / "card.json", f"labels {card.labels} are not {LABELS}")
-    states = [_load_weights(Path(p)) for p in ingredients]
-    mean = average_weights(states, weights, names=[str(p) for p in ingredients])
+    states = [read_weights(p) for p in ingredients]
+    mean = average_weights(states, shares, names=[str(p) for p in ingredients])
     model = ToxicityModel.from_base(base_model, len(LABELS))
     try:
         model.load_state_dict(mean)
@@ -125,25 +118,24 @@ def make_soup(
             Path(ingredients[0]) / WEIGHTS, f"weights do not fit the base encoder: {exc}"
         ) from exc
     model.eval()
-    w = [1.0] * len(cards) if weights is None else [float(x) for x in weights]
-    total = sum(w)
     info: dict[str, Any] = {
+        "max_length": cards[0][1].max_length,  # the same for all (check_same_split)
         "ingredients": [
             {
                 "version": card.version,
-                "weight": round(share / total, 6),
+                "weight": round(share, 6),
                 "train_wall_s": card.metrics.get("train_wall_s"),
                 "train_device": card.metrics.get("train_device"),
                 "training": card.extra.get("training"),
             }
-            for (_path, card), share in zip(cards, w, strict=True)
+            for (_path, card), share in zip(cards, shares, strict=True)
         ],
     }
     info["train_device"] = "; ".join(
         f"{card.version}: {card.metrics.get('train_device', 'unknown')}" for _path, card in cards
     )
-    walls = [card.metrics.get("train_wall_s") for _path, card in cards]
-    if all(isinstance(x, int | float) for x in walls):
-        info["train_wall_s"] = round(sum(float(x) for x in walls if x is not None), 1)
-    log.info("souped %s with weights %s", [c.version for _p, c in cards], [round(x / total, 3) for x in w])
+    walls = [w for _path, card in cards if isinstance(w := card.metrics.get("train_wall_s"), int | float)]
+    if len(walls) == len(cards):
+        info["train_wall_s"] = round(sum(walls), 1)
+    log.info("souped %s with weights %s", [c.version for _p, c in cards], [round(x, 3) for x in shares])
     return model, info

@@ -386,32 +386,25 @@ def soup(
 
     from moderation.scoring.artifact import ArtifactError
     from training.pipeline import base_model_path, finalize, load_tokenizer, prepare_split
-    from training.soup import make_soup
+    from training.soup import make_soup, soup_shares
     from training.train import TrainConfig
 
-    if len(models) < 2:
-        raise typer.BadParameter("a soup needs at least two models", param_hint="MODELS")
-    if weight and len(weight) != len(models):
-        raise typer.BadParameter(f"{len(weight)} weights for {len(models)} models", param_hint="--weight")
     base = base_model_path()
-    split = prepare_split(data, run_dir)
     try:
-        model, info = make_soup(models, split, base, weight)
+        shares = soup_shares(len(models), weight)  # before the split is loaded
+        split = prepare_split(data, run_dir)
+        model, info = make_soup(models, split, base, shares)
     except ArtifactError as exc:
         typer.echo(f"error: model artifact: {exc}", err=True)
         raise typer.Exit(3) from exc
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    cfg = TrainConfig(base_model=base)
-    first = info["ingredients"][0]["training"] or {}
-    cfg.max_length = int(first.get("max_length", cfg.max_length))
-    cfg.threads = int(first.get("threads", 0) or 0)
     path = finalize(
         model,
         load_tokenizer(base),
         split,
-        cfg,
+        TrainConfig(base_model=base, max_length=info["max_length"]),
         run_dir,
         out,
         train_wall_s=info.get("train_wall_s"),

@@ -218,6 +218,18 @@ class ToxicityModel(nn.Module):
         return logits
 
 
+def read_weights(directory: Path | str) -> dict[str, torch.Tensor]:
+    """An artifact's tensors as stored (any dtype); ``ArtifactError`` naming the weights file otherwise."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    file = Path(directory) / WEIGHTS
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(file, f"corrupt weights: {exc}") from exc
+
+
 def save_artifact(
     directory: Path | str,
     model: ToxicityModel,
@@ -330,9 +342,6 @@ class TorchScorer:
         model calls of at most that many (padded) tokens on one thread and longer ones on ``threads``.
         Raises ``ArtifactError`` naming the file when the artifact is missing or corrupt.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         d = Path(path) if path is not None else default_model_path()
         card = check_artifact(d)
         try:
@@ -344,11 +353,7 @@ class TorchScorer:
         except Exception as exc:  # tokenizers raises bare Exceptions on corrupt files
             raise ArtifactError(d / "tokenizer.json", f"cannot load tokenizer: {exc}") from exc
         model = ToxicityModel(config, len(card.labels))
-        try:
-            state = load_file(str(d / WEIGHTS))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ArtifactError(d / WEIGHTS, f"corrupt weights: {exc}") from exc
-        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        state = {k: v.float() if v.is_floating_point() else v for k, v in read_weights(d).items()}
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
