@@ -297,6 +297,27 @@ def offline_throughput(
     return out, ceiling
 
 
+def lexical_cost(scorer: Any, texts: Sequence[str], batch: int = 16) -> dict[str, Any] | None:
+    """CPU per message of the artifact's lexical head (TF-IDF features, the linear model and the
+    stacking) on the worker's normalised texts in batches of ``batch``; None without a head."""
+    head = getattr(scorer, "lexical", None)
+    if head is None:
+        return None
+    prepared = [scorer.prepare(t) for t in texts]
+    rows = [[0.5] * len(scorer.labels) for _ in prepared]
+    head.combine(rows[:batch], prepared[:batch])  # warm-up
+    cpu = time.thread_time()
+    for s in range(0, len(prepared), batch):
+        head.combine(rows[s : s + batch], prepared[s : s + batch])
+    spent = time.thread_time() - cpu
+    return {
+        "features": sum(len(v) for v in head.vocabularies),
+        "uses_lexical": [lab for lab, r in zip(head.labels, head.stack, strict=True) if r[1] > 0],
+        "batch": batch,
+        "cpu_ms_per_msg": round(spent / len(prepared) * 1000, 4),
+    }
+
+
 def any_toxic_auc(scorer: Any, texts: Sequence[str], labels: Sequence[int]) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -1027,7 +1048,16 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
     ceiling = matmul_gflops(cfg.threads)
     say(f"fp32 matmul, best of 5 on an idle moment: {ceiling}")
     scorers = {m: load_scorer(path, m, cfg.threads, cfg.max_batch) for m in MODES}
+    lexical = lexical_cost(scorers["fp32"], texts[: 400 if cfg.quick else 1000])
+    if lexical:
+        say(f"lexical head: {lexical}")
+    # The encoder alone for its share of the matmul rate (the lexical head is timed above, on its own).
+    heads = {m: s.lexical for m, s in scorers.items()}
+    for s in scorers.values():
+        s.lexical = None
     offline, interleaved = offline_throughput(scorers, texts[: 400 if cfg.quick else 1000], cfg.max_batch)
+    for m, s in scorers.items():
+        s.lexical = heads[m]
     ceiling.update(interleaved)
     say(f"fp32 matmul interleaved with the model runs: {interleaved}")
     auc: dict[str, float] = {}
@@ -1113,6 +1143,7 @@ def run_bench(cfg: BenchConfig, progress: Progress = None) -> dict[str, Any]:
         },
         "matmul_fp32_gflops": ceiling,
         "model_throughput": offline,
+        "lexical_head": lexical,
         "padding_waste": {
             **{f"offline_{m}": o["padding_waste"] for m, o in offline.items()},
             **{f"at_goodput_{m}": (g["at_goodput"] or {}).get("padding_waste") for m, g in goodput.items()},

@@ -17,12 +17,14 @@ from training.metrics import arrays
 
 
 class TfidfBaseline:
-    def __init__(self, max_features: int = 200_000, normalize: bool = True) -> None:
+    def __init__(
+        self, max_features: int = 200_000, normalize: bool = True, char_range: tuple[int, int] = (2, 5)
+    ) -> None:
         self.word = TfidfVectorizer(
             ngram_range=(1, 2), min_df=2, max_features=max_features, sublinear_tf=True
         )
         self.char = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), min_df=3, max_features=max_features, sublinear_tf=True
+            analyzer="char_wb", ngram_range=char_range, min_df=3, max_features=max_features, sublinear_tf=True
         )
         self.normalize = normalize
         self.models: dict[str, LogisticRegression | float] = {}

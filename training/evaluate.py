@@ -267,6 +267,17 @@ def evaluate_artifact(
     }
     report["labels"] = per_label(probs, valid, thresholds)
     report["sources"] = source_report(probs, valid)
+    lexical = getattr(scorer, "lexical", None)
+    if lexical is not None:
+        # The same rows without the lexical head: what stacking it on adds (docs/MODEL.md).
+        scorer.lexical = None
+        try:
+            report["transformer_alone_sources"] = source_report(
+                score_probs(scorer, [e.text for e in valid]), valid
+            )
+        finally:
+            scorer.lexical = lexical
+        report["lexical"] = lexical.describe()
     plot_roc(probs, valid, out_dir / "roc.png", "ROC (validation, all sources)")
     jig = [i for i, e in enumerate(valid) if e.source == "jigsaw"]
     if jig:
@@ -325,17 +336,31 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"{_f(ac.get('recall'), 2)}/{_f(ac.get('f1'), 2)} |"
         )
     lines += ["", "![ROC](roc.png) ![ROC Jigsaw](roc_jigsaw.png) ![Reliability](reliability.png)", ""]
+    alone = r.get("transformer_alone_sources")
     lines += [
         "## Per source: model vs TF-IDF + logistic regression (same split)",
         "",
-        "| source | metric | model | TF-IDF+LR |",
-        "|---|---|---|---|",
     ]
+    if alone is not None:
+        lx = r.get("lexical", {})
+        uses = ", ".join(lx.get("uses_lexical", []))
+        lines += [
+            "The model stacks a lexical head (TF-IDF + LR, "
+            f"{lx.get('features', '?')} n-grams) on the transformer for {uses}; "
+            "*transformer alone* is the same artifact with the lexical head switched off. The TF-IDF+LR "
+            "column is the separately trained baseline (200k + 200k n-grams).",
+            "",
+            "| source | metric | model | transformer alone | TF-IDF+LR |",
+            "|---|---|---|---|---|",
+        ]
+    else:
+        lines += ["| source | metric | model | TF-IDF+LR |", "|---|---|---|---|"]
     base = r.get("baseline_sources", {})
     for src, v in r["sources"].items():
         for key in ("mean_auc", "any_toxic_auc", *(f"{lab}_auc" for lab in LABELS)):
             if key in v and v[key] is not None:
-                lines.append(f"| {src} | {key} | {_f(v[key])} | {_f(base.get(src, {}).get(key))} |")
+                mid = f" {_f(alone.get(src, {}).get(key))} |" if alone is not None else ""
+                lines.append(f"| {src} | {key} | {_f(v[key])} |{mid} {_f(base.get(src, {}).get(key))} |")
     b = r["bias"]
     lines += [
         "",

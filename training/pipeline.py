@@ -65,14 +65,17 @@ def run(
     version: str | None = None,
     evaluate: bool = True,
     dtype: torch.dtype = torch.float16,
+    lexical: bool = True,
 ) -> Path:
+    """Train, finalise and — with ``lexical`` (and ``evaluate``: the stacking is fitted on validation) —
+    attach the lexical head (``training.lexical``), so a retrained model keeps it."""
     started = time.time()
     cfg.base_model = cfg.base_model or base_model_path()
     split = prepare_split(data_dir, run_dir, extra, limit)
     tokenizer = load_tokenizer(cfg.base_model)
     model = train(split.train, split.valid, tokenizer, cfg, run_dir)
     wall = time.time() - started
-    return finalize(
+    path = finalize(
         model,
         tokenizer,
         split,
@@ -84,6 +87,17 @@ def run(
         evaluate=evaluate,
         dtype=dtype,
     )
+    if evaluate and lexical:
+        path = attach_in_place(path, split)
+    return path
+
+
+def attach_in_place(path: Path, split: Split) -> Path:
+    """Fit and add the lexical head to a just-written artifact, keeping its version."""
+    from moderation.scoring.artifact import read_card
+    from training.lexical import attach_lexical
+
+    return attach_lexical(path, split, path, version=read_card(path).version)[0]
 
 
 def finalize(

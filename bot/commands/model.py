@@ -260,12 +260,22 @@ def train(
     seed: Annotated[
         int, typer.Option(help="Seed of the head init, batch order and augmentation (not of the split).")
     ] = 13,
+    lexical: Annotated[
+        bool, typer.Option(help="Stack the lexical head (TF-IDF + LR) on the model (needs evaluation).")
+    ] = True,
 ) -> None:
     """Fine-tune the MiniLM backbone on the shared data (+ --extra) and write a model artifact."""
     import torch
 
     from training.data import load_by_path
-    from training.pipeline import base_model_path, finalize, load_tokenizer, prepare_split, run
+    from training.pipeline import (
+        attach_in_place,
+        base_model_path,
+        finalize,
+        load_tokenizer,
+        prepare_split,
+        run,
+    )
     from training.train import TrainConfig
 
     favoured: dict[str, int] = {}
@@ -321,6 +331,8 @@ def train(
             evaluate=not no_eval,
             dtype=dtype,
         )
+        if lexical and not no_eval:
+            path = attach_in_place(path, split)
     else:
         path = run(
             data,
@@ -332,6 +344,7 @@ def train(
             version=version,
             evaluate=not no_eval,
             dtype=dtype,
+            lexical=lexical,
         )
     typer.echo(str(path))
 
@@ -416,8 +429,38 @@ def soup(
     typer.echo(str(path))
 
 
+def lexical(
+    model: Annotated[Path, typer.Argument(help="A fine-tuned artifact directory (trained on this split).")],
+    out: Annotated[Path, typer.Option(help="Artifact directory to write (may be MODEL itself).")],
+    data: Annotated[Path, typer.Option(help="Shared data directory (see DATA.md).")] = DEFAULT_DATA,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="A run dir whose split.pkl to reuse (default: rebuild the split).")
+    ] = None,
+    version: str | None = None,
+    max_features: Annotated[int, typer.Option(help="Most n-grams per analyzer (word, char).")] = 50_000,
+) -> None:
+    """Fit the lexical head (TF-IDF + logistic regression on the training split, stacked per label on
+    validation) and write MODEL with it, re-chosen thresholds and stacked metrics (docs/MODEL.md)."""
+    from moderation.scoring.artifact import ArtifactError
+    from training.data import load_shared
+    from training.lexical import attach_lexical
+    from training.pipeline import prepare_split
+
+    try:
+        split = prepare_split(data, run_dir) if run_dir is not None else load_shared(data)
+        path, summary = attach_lexical(model, split, out, version=version, max_features=max_features)
+    except ArtifactError as exc:
+        typer.echo(f"error: model artifact: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps({"path": str(path), **summary}))
+
+
 def register(app: typer.Typer) -> None:
     app.command("score")(score)
     app.command("train")(train)
     app.command("soup")(soup)
+    app.command("lexical")(lexical)
     app.command("eval")(evaluate)

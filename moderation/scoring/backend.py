@@ -33,6 +33,7 @@ from moderation.scoring.artifact import (
     default_model_path,
     write_card,
 )
+from moderation.scoring.lexical import LexicalHead
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +289,11 @@ class TorchScorer:
         threads: int | None = None,
         serial_tokens: int = 0,
         onnx_serial_session: Any = None,
+        lexical: LexicalHead | None = None,
     ) -> None:
         self._model = model
+        #: The artifact's lexical head (TF-IDF + LR stacked per label), or None: the transformer alone.
+        self.lexical = lexical
         #: Intra-op threads for a model call; calls of at most ``serial_tokens`` padded tokens run on
         #: one thread instead (CPU), to leave a core to the event loop, Redis and the bot while long
         #: messages still get all threads. Off by default: on the 2-core bench machine it did not pay
@@ -383,6 +387,7 @@ class TorchScorer:
                     )
         if engine not in ("torch", "onnx"):
             raise ValueError(f"engine must be 'torch' or 'onnx', not {engine!r}")
+        lexical = LexicalHead.load(d, card.labels)
         session = serial_session = None
         if engine == "onnx":
             if dev.type != "cpu":
@@ -409,6 +414,7 @@ class TorchScorer:
             threads=threads,
             serial_tokens=serial_tokens,
             onnx_serial_session=serial_session,
+            lexical=lexical,
         )
         log.info(
             "model loaded",
@@ -419,6 +425,7 @@ class TorchScorer:
                 "dtype": str(dtype),
                 "quantized": quantize,
                 "engine": scorer.engine,
+                "lexical": lexical is not None,
             },
         )
         return scorer
@@ -472,6 +479,7 @@ class TorchScorer:
             for j in range(n):
                 if row[j] > cur[j]:
                     cur[j] = row[j]
+        out = self._finish(out, prepared)
         log.debug(
             "scored batch",
             extra={
@@ -483,6 +491,11 @@ class TorchScorer:
         return out
 
     # ------------------------------------------------------------------ internals
+
+    def _finish(self, rows: list[list[float]], prepared: Sequence[str]) -> list[list[float]]:
+        """The transformer's per-text probabilities (max over windows) → the artifact's scores: the
+        lexical head stacked on when the artifact has one, else unchanged."""
+        return self.lexical.combine(rows, prepared) if self.lexical is not None else rows
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids without special tokens; empty list for texts that are empty after normalising."""
@@ -634,5 +647,6 @@ def describe(scorer: TorchScorer) -> dict[str, Any]:
         "engine": scorer.engine,
         "max_length": scorer.max_length,
         "stride": scorer.stride,
+        "lexical": scorer.lexical.describe() if scorer.lexical is not None else None,
         "card": json.loads(json.dumps(scorer.card.to_json())),
     }

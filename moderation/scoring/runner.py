@@ -32,6 +32,8 @@ class Prepared:
     windows: tuple[tuple[int, ...], ...] | None = None
     #: ``id()`` of the scorer that tokenised it: after a hot swap, stale windows are re-tokenised.
     owner: int = 0
+    #: The normalised text (what the scorer's lexical head reads), None when not prepared here.
+    normalized: str | None = None
 
 
 class _TorchFastPath:
@@ -75,11 +77,12 @@ class _TorchFastPath:
 
     def prepare(self, texts: Sequence[str]) -> list[Prepared]:
         sc = self.scorer
-        ids = self._encode([sc.prepare(t) for t in texts])
+        normalized = [sc.prepare(t) for t in texts]
+        ids = self._encode(normalized)
         out = []
-        for text, seq in zip(texts, ids, strict=True):
+        for text, norm, seq in zip(texts, normalized, ids, strict=True):
             windows = tuple(tuple(w) for w in sc._windows(seq)) if seq else ()
-            out.append(Prepared(text, max(1, sum(len(w) for w in windows)), windows, id(sc)))
+            out.append(Prepared(text, max(1, sum(len(w) for w in windows)), windows, id(sc), norm))
         return out
 
     def score(self, items: Sequence[Prepared]) -> list[dict[str, float]]:
@@ -91,14 +94,19 @@ class _TorchFastPath:
                 windows.append(list(w))
                 owner.append(i)
         labels = tuple(sc.labels)
-        out = [dict.fromkeys(labels, 0.0) for _ in items]
+        n = len(labels)
+        rows = [[0.0] * n for _ in items]
         if windows:
             for row, i in zip(sc._run(windows), owner, strict=True):
-                cur = out[i]
-                for label, p in zip(labels, row, strict=True):
-                    if p > cur[label]:
-                        cur[label] = float(p)
-        return out
+                cur = rows[i]
+                for j in range(n):
+                    if row[j] > cur[j]:
+                        cur[j] = float(row[j])
+        finish = getattr(sc, "_finish", None)
+        if callable(finish):
+            texts = [it.normalized if it.normalized is not None else sc.prepare(it.text) for it in items]
+            rows = finish(rows, texts)
+        return [dict(zip(labels, row, strict=True)) for row in rows]
 
 
 def estimate_tokens(texts: Sequence[str]) -> list[int]:
