@@ -8,11 +8,12 @@ present, every score is
 
 per label, where ``p_model`` is the transformer's (calibrated) probability — the max over the
 message's windows — and ``z_lexical`` the linear model's decision value on the whole normalised text
-(word 1–2-grams and character 2–5-grams, any length). ``(a, b, c)`` are fitted on held-out
-validation rows by ``training.lexical``; ``b = 0`` means the label uses the transformer alone
-(threat: the lexical model has too few positives to help). Classic Jigsaw practice: n-gram models
-catch rare spellings and slurs the small encoder under-weights, and blending them with a neural
-model is cheaper than a bigger encoder (docs/MODEL.md "The lexical head").
+(word 1–2-grams and character n-grams — 4-grams in the shipped head — any length). ``(a, b, c)``
+are fitted on held-out validation rows by ``training.lexical``; ``b = 0`` means the label uses the
+transformer alone (threat: the lexical model has too few positives to help). Classic Jigsaw
+practice: n-gram models catch rare spellings and slurs the small encoder under-weights, and
+blending them with a neural model is cheaper than a bigger encoder (docs/MODEL.md "The lexical
+head").
 
 No pickles: the vocabularies are JSON and the arrays safetensors, so loading an artifact never runs
 code from it. Empty texts keep their all-zero scores.
@@ -157,6 +158,7 @@ class LexicalHead:
         arrays["coef"] = self.coef.astype(np.float16)
         arrays["intercept"] = self.intercept.astype(np.float32)
         save_file(arrays, str(d / LEXICAL_ARRAYS), metadata={"format": str(FORMAT)})
+        (d / LEXICAL_ARRAYS).chmod(0o644)  # safetensors writes 0600; the artifact is world-readable
 
     @classmethod
     def load(cls, directory: Path | str, labels: Sequence[str]) -> LexicalHead | None:
