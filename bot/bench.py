@@ -310,9 +310,10 @@ def lexical_cost(scorer: Any, texts: Sequence[str], batch: int = 16) -> dict[str
     for s in range(0, len(prepared), batch):
         head.combine(rows[s : s + batch], prepared[s : s + batch])
     spent = time.thread_time() - cpu
+    described = head.describe()
     return {
-        "features": sum(len(v) for v in head.vocabularies),
-        "uses_lexical": [lab for lab, r in zip(head.labels, head.stack, strict=True) if r[1] > 0],
+        "features": described["features"],
+        "uses_lexical": described["uses_lexical"],
         "batch": batch,
         "cpu_ms_per_msg": round(spent / len(prepared) * 1000, 4),
     }

@@ -163,7 +163,6 @@ def test_lexical_command_on_the_real_model_and_every_scoring_path(shared_data: P
     new = read_card(out)
     assert new.version == "lex-test" and new.extra["lexical"]["uses_lexical"] == summary["uses_lexical"]
     assert set(new.thresholds) == set(LABELS) and "sources" in new.metrics
-    assert new.metrics["transformer_alone"]["sources"] == card["metrics"].get("sources")
     assert (out / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
 
     texts = ["you are a stupid worthless idiot", "", "thanks for the help with the migration!", "die " * 300]
@@ -174,6 +173,13 @@ def test_lexical_command_on_the_real_model_and_every_scoring_path(shared_data: P
     alone = scorer.score_matrix(texts)
     scorer.lexical = lexical
     assert stacked[1] == [0.0] * 6 and alone[1] == [0.0] * 6
+    # The card's "transformer alone" is this split scored without the head (not the input card's).
+    from training.metrics import source_report
+
+    want = source_report(np.array(scorer.score_matrix([e.text for e in split.valid])), split.valid)
+    got_alone = new.metrics["transformer_alone"]["sources"]
+    assert got_alone["jigsaw"]["any_toxic_auc"] == pytest.approx(want["jigsaw"]["any_toxic_auc"], abs=1e-6)
+    assert got_alone["olid"]["toxic_auc"] == pytest.approx(want["olid"]["toxic_auc"], abs=1e-6)
     uses = [LABELS.index(lab) for lab in summary["uses_lexical"]]
     assert uses, "the fitted stack should use the lexical score for some label"
     assert any(abs(stacked[0][j] - alone[0][j]) > 1e-4 for j in uses)

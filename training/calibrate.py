@@ -15,6 +15,27 @@ from moderation.scoring.backend import ToxicityModel
 from training.data import Example
 from training.metrics import arrays, sigmoid
 
+#: Fewer known rows or positives than this for a label: no per-label fit (the identity is kept).
+MIN_ROWS, MIN_POSITIVES = 50, 5
+
+
+def fit_per_label(features: np.ndarray, rows: Sequence[Example]) -> list[tuple[np.ndarray, float] | None]:
+    """Per label, ``(coef, intercept)`` of a logistic regression (C = 100) of the label on
+    ``features[:, j, :]`` over the rows where it is known; None when the label has fewer than
+    ``MIN_ROWS`` known rows or ``MIN_POSITIVES`` positives, or no negatives."""
+    labels, masks = arrays(rows)
+    out: list[tuple[np.ndarray, float] | None] = []
+    for j in range(len(LABELS)):
+        known = masks[:, j] > 0
+        y = labels[known, j]
+        if known.sum() < MIN_ROWS or y.sum() < MIN_POSITIVES or y.sum() == len(y):
+            out.append(None)
+            continue
+        lr = LogisticRegression(C=100.0)
+        lr.fit(features[known, j, :], y)
+        out.append((lr.coef_[0].astype(float), float(lr.intercept_[0])))
+    return out
+
 
 def platt(logits: np.ndarray, rows: Sequence[Example]) -> dict[str, np.ndarray]:
     """Per label ``(scale, shift)`` so that ``sigmoid(scale * z + shift)`` is calibrated on ``rows``.
@@ -22,19 +43,11 @@ def platt(logits: np.ndarray, rows: Sequence[Example]) -> dict[str, np.ndarray]:
     Training with ``pos_weight`` and oversampling inflates positive probabilities; Platt scaling on
     held-out rows undoes that without changing the ranking (AUC is unchanged: scale stays positive).
     """
-    labels, masks = arrays(rows)
     scale = np.ones(len(LABELS))
     shift = np.zeros(len(LABELS))
-    for j in range(len(LABELS)):
-        known = masks[:, j] > 0
-        y = labels[known, j]
-        if known.sum() < 50 or y.sum() < 5 or y.sum() == len(y):
-            continue
-        lr = LogisticRegression(C=100.0)
-        lr.fit(logits[known, j : j + 1], y)
-        a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
-        if a > 0.05:
-            scale[j], shift[j] = a, b
+    for j, fit in enumerate(fit_per_label(logits[:, :, None], rows)):
+        if fit is not None and fit[0][0] > 0.05:
+            scale[j], shift[j] = float(fit[0][0]), fit[1]
     return {"scale": scale, "shift": shift}
 
 

@@ -24,19 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from moderation.labels import LABELS
 from moderation.scoring.artifact import ModelCard, check_artifact, write_card
-from moderation.scoring.lexical import LEXICAL_ARRAYS, LEXICAL_JSON, AnalyzerSpec, LexicalHead, identity_stack
+from moderation.scoring.lexical import (
+    LEXICAL_ARRAYS,
+    LEXICAL_JSON,
+    AnalyzerSpec,
+    LexicalHead,
+    identity_stack,
+    logit,
+)
 from training.baseline import TfidfBaseline
+from training.calibrate import fit_per_label
 from training.data import Example, Split
-from training.metrics import arrays
 
 log = logging.getLogger(__name__)
 
-#: Fewer known rows or positives than this for a label: no stacking fit, the transformer alone.
-MIN_ROWS, MIN_POSITIVES = 50, 5
 #: Most n-grams per analyzer. 50k word + 50k char n-grams stacked as well as 200k + 200k on the shared
 #: validation split (Jigsaw any-toxic 0.9843 vs 0.9845, mean six-label 0.9700 both) at a quarter of
 #: the size in the artifact (docs/MODEL.md "The lexical head").
@@ -67,8 +71,7 @@ def head_from_baseline(base: TfidfBaseline, info: dict[str, Any] | None = None) 
     for j, lab in enumerate(LABELS):
         m = base.models[lab]
         if isinstance(m, float):  # the label never varies in training: a constant
-            p = min(max(m, 1e-6), 1 - 1e-6)
-            intercept[j] = np.log(p / (1 - p))
+            intercept[j] = float(logit(np.array(m)))
         else:
             coef[j] = m.coef_[0]
             intercept[j] = m.intercept_[0]
@@ -79,20 +82,11 @@ def fit_stack(model_probs: np.ndarray, lexical_logits: np.ndarray, rows: Sequenc
     """Per label ``(a, b, c)``: logistic regression of the label on ``[logit(p_model), z_lexical]`` over
     the rows where it is known. ``(1, 0, 0)`` (the transformer alone) when the label has too few rows
     or positives, or the fit gives the lexical score no positive weight."""
-    p = np.clip(model_probs, 1e-6, 1 - 1e-6)
-    zm = np.log(p / (1 - p))
-    labels, masks = arrays(rows)
     stack = identity_stack(len(LABELS))
-    for j in range(len(LABELS)):
-        known = masks[:, j] > 0
-        y = labels[known, j]
-        if known.sum() < MIN_ROWS or y.sum() < MIN_POSITIVES or y.sum() == len(y):
-            continue
-        lr = LogisticRegression(C=100.0)
-        lr.fit(np.c_[zm[known, j], lexical_logits[known, j]], y)
-        a, b = (float(x) for x in lr.coef_[0])
-        if a > 0.05 and b > 0.0:
-            stack[j] = (a, b, float(lr.intercept_[0]))
+    features = np.stack([logit(model_probs), lexical_logits], axis=2)
+    for j, fit in enumerate(fit_per_label(features, rows)):
+        if fit is not None and fit[0][0] > 0.05 and fit[0][1] > 0.0:
+            stack[j] = (float(fit[0][0]), float(fit[0][1]), fit[1])
     return stack
 
 
@@ -110,7 +104,7 @@ def attach_lexical(
     from moderation.scoring.backend import TorchScorer
     from training.calibrate import choose_thresholds
     from training.evaluate import score_probs
-    from training.metrics import validation_report
+    from training.metrics import source_report, validation_report
     from training.pipeline import CALIBRATION_EXCLUDED
     from training.soup import check_same_split
 
@@ -139,14 +133,15 @@ def attach_lexical(
         "char_range": list(CHAR_RANGE),
     }
     stacked = np.asarray(head.combine(probs.tolist(), prepared), dtype=np.float64)
-    p = np.clip(stacked, 1e-7, 1 - 1e-7)
-    logits = np.log(p / (1 - p))
+    logits = logit(stacked, eps=1e-7)
     thresholds = choose_thresholds(logits[pick], calib_rows)
     metrics = validation_report(logits, split.valid, thresholds)
     for key in ("calibration", "train_wall_s", "train_device"):
         if key in card.metrics:
             metrics[key] = card.metrics[key]
-    metrics["transformer_alone"] = {"sources": card.metrics.get("sources")}
+    # The transformer alone on the same rows and windows (not the input card's metrics, which are the
+    # stacked ones when that artifact already had a lexical head).
+    metrics["transformer_alone"] = {"sources": source_report(probs, split.valid)}
     fit_s = round(time.perf_counter() - started, 1)
 
     out_dir.mkdir(parents=True, exist_ok=True)

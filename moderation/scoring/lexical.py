@@ -37,8 +37,9 @@ FORMAT = 1
 _EPS = 1e-6
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1 - _EPS)
+def logit(p: np.ndarray, eps: float = _EPS) -> np.ndarray:
+    """``log(p / (1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]``."""
+    p = np.clip(p, eps, 1 - eps)
     return np.log(p / (1 - p))
 
 
@@ -126,7 +127,7 @@ class LexicalHead:
         live = [i for i, t in enumerate(texts) if t.strip()]
         if not live:
             return out
-        zm = _logit(np.asarray([out[i] for i in live], dtype=np.float64))
+        zm = logit(np.asarray([out[i] for i in live], dtype=np.float64))
         zl = self.decision([texts[i] for i in live]).astype(np.float64)
         a, b, c = self.stack[:, 0], self.stack[:, 1], self.stack[:, 2]
         z = a[None, :] * zm + b[None, :] * zl + c[None, :]
